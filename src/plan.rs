@@ -1,0 +1,404 @@
+//! Pairs desired services with live ones and decides, as plain data, what one
+//! pass should do about each. No I/O and no clock: the shell observes, this
+//! decides, the applier carries it out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::diff::{FieldDiff, diff_values, to_clean_value};
+use crate::manifest::DesiredService;
+use crate::model::{ServiceKey, ServiceSpec, TaskDefinition};
+use crate::tags;
+
+/// What the observer knows about the task definition a live service runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveTaskDefinition {
+    /// Registered by ecsync: its content hash is recorded in the service's tags,
+    /// so it need not be described again.
+    Hash(String),
+    /// Described from AWS and normalised.
+    Described { spec: Box<TaskDefinition>, hash: String },
+    /// Neither: it must be described before it can be compared.
+    Unknown,
+}
+
+impl LiveTaskDefinition {
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            Self::Hash(h) | Self::Described { hash: h, .. } => Some(h),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// The primary deployment as DescribeServices reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    pub rollout_state: Option<String>,
+    pub rollout_reason: Option<String>,
+    pub deployments: usize,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+}
+
+impl Rollout {
+    pub fn failed(&self) -> bool {
+        self.rollout_state.as_deref() == Some("FAILED")
+    }
+    pub fn in_progress(&self) -> bool {
+        match self.rollout_state.as_deref() {
+            Some("COMPLETED") => self.deployments > 1,
+            Some("IN_PROGRESS") => true,
+            Some(_) => false,
+            // Older deployments carry no rollout state: count tasks instead.
+            None => self.deployments > 1 || self.running < self.desired,
+        }
+    }
+}
+
+/// A live ECS service, translated into the manifest's shape and normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveService {
+    pub key: ServiceKey,
+    pub arn: String,
+    pub status: String,
+    /// `task_definition` is left default: the definition is in `task_definition`.
+    pub spec: ServiceSpec,
+    pub task_definition_arn: String,
+    pub task_definition: LiveTaskDefinition,
+    pub tags: BTreeMap<String, String>,
+    pub rollout: Rollout,
+}
+
+impl LiveService {
+    pub fn is_active(&self) -> bool {
+        self.status != "INACTIVE"
+    }
+    pub fn managed_by(&self) -> Option<&str> {
+        self.tags.get(tags::MANAGED_BY).map(String::as_str)
+    }
+    pub fn source(&self) -> Option<&str> {
+        self.tags.get(tags::SOURCE).map(String::as_str)
+    }
+}
+
+/// Fields that `UpdateService` can change in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateField {
+    TaskDefinition,
+    DesiredCount,
+    CapacityProviderStrategy,
+    PlatformVersion,
+    NetworkConfiguration,
+    LoadBalancers,
+    DeploymentConfiguration,
+    HealthCheckGracePeriodSeconds,
+    EnableExecuteCommand,
+    EnableEcsManagedTags,
+    PropagateTags,
+    PlacementConstraints,
+    PlacementStrategy,
+}
+
+/// Top-level service fields that only a new service can change.
+pub const IMMUTABLE_FIELDS: [&str; 2] = ["launchType", "schedulingStrategy"];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Register the desired task definition; later steps use its ARN.
+    RegisterTaskDefinition { family: String },
+    CreateService,
+    UpdateService { fields: BTreeSet<UpdateField> },
+    /// Set these tags (user tags and ecsync's own bookkeeping).
+    TagService { tags: BTreeMap<String, String> },
+    UntagService { keys: Vec<String> },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RegisterTaskDefinition { .. } => "register_task_definition",
+            Self::CreateService => "create_service",
+            Self::UpdateService { .. } => "update_service",
+            Self::TagService { .. } => "tag_service",
+            Self::UntagService { .. } => "untag_service",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlan {
+    pub key: ServiceKey,
+    pub source: Option<String>,
+    pub exists: bool,
+    pub drift: Vec<FieldDiff>,
+    pub actions: Vec<Action>,
+    /// Immutable fields that differ: the service must be replaced (with --prune).
+    pub replace: Vec<String>,
+    pub report_only: bool,
+    /// Why this service must not be touched (broken manifest, duplicate, error).
+    pub held: Option<String>,
+    pub error: Option<String>,
+    pub rollout: Option<Rollout>,
+}
+
+impl ServicePlan {
+    pub fn in_sync(&self) -> bool {
+        self.drift.is_empty() && self.replace.is_empty() && self.error.is_none() && self.exists
+    }
+    pub fn is_mutating(&self) -> bool {
+        !self.actions.is_empty()
+    }
+}
+
+/// The result of pairing the desired set with what the observer saw.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub services: BTreeMap<ServiceKey, LiveService>,
+    /// Clusters the observer could not find.
+    pub missing_clusters: BTreeSet<String>,
+    /// Target group name → ARN for every name the manifests use that exists.
+    pub target_groups: BTreeMap<String, String>,
+    /// Services whose observation failed, with the reason.
+    pub errors: BTreeMap<ServiceKey, String>,
+}
+
+pub struct PlanContext<'a> {
+    pub controller_id: &'a str,
+    pub revision: &'a str,
+    pub report_only: bool,
+}
+
+/// Resolve target-group names to ARNs in a desired spec, as the live side has them.
+pub fn resolve_target_groups(
+    spec: &ServiceSpec,
+    target_groups: &BTreeMap<String, String>,
+) -> Result<ServiceSpec, String> {
+    let mut spec = spec.clone();
+    if let Some(lbs) = &mut spec.load_balancers {
+        for lb in lbs.iter_mut() {
+            if !lb.target_group.starts_with("arn:") {
+                match target_groups.get(&lb.target_group) {
+                    Some(arn) => lb.target_group = arn.clone(),
+                    None => return Err(format!("target group {:?} not found", lb.target_group)),
+                }
+            }
+        }
+        lbs.sort();
+    }
+    Ok(spec)
+}
+
+/// The service-level fields that take part in a comparison.
+fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Value {
+    let mut view = spec.clone();
+    view.task_definition = TaskDefinition::default();
+    view.migration = None;
+    if !include_desired_count {
+        view.desired_count = None;
+    }
+    let mut v = to_clean_value(&view);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("taskDefinition");
+        // `cluster` is part of the key, and identical by construction.
+        obj.remove("cluster");
+    }
+    v
+}
+
+/// Drift of one desired service against its live counterpart.
+pub fn service_drift(desired_spec: &ServiceSpec, desired_hash: &str, live: &LiveService) -> Vec<FieldDiff> {
+    let count_owned = desired_spec.desired_count.is_some();
+    let mut drift = diff_values(
+        "",
+        &comparable(desired_spec, count_owned),
+        &comparable(&live.spec, count_owned),
+    );
+    match &live.task_definition {
+        LiveTaskDefinition::Hash(h) if h == desired_hash => {}
+        LiveTaskDefinition::Described { hash, .. } if hash == desired_hash => {}
+        LiveTaskDefinition::Described { spec, .. } => drift.extend(diff_values(
+            "taskDefinition",
+            &to_clean_value(&desired_spec.task_definition),
+            &to_clean_value(spec.as_ref()),
+        )),
+        _ => drift.push(FieldDiff {
+            path: "taskDefinition".into(),
+            desired: serde_json::Value::String(format!("{} (content {desired_hash})", desired_spec.task_definition.family)),
+            live: serde_json::Value::String(live.task_definition_arn.clone()),
+        }),
+    }
+    drift
+}
+
+fn update_field(top: &str) -> Option<UpdateField> {
+    Some(match top {
+        "taskDefinition" => UpdateField::TaskDefinition,
+        "desiredCount" => UpdateField::DesiredCount,
+        "capacityProviderStrategy" => UpdateField::CapacityProviderStrategy,
+        "platformVersion" => UpdateField::PlatformVersion,
+        "networkConfiguration" => UpdateField::NetworkConfiguration,
+        "loadBalancers" => UpdateField::LoadBalancers,
+        "deploymentConfiguration" => UpdateField::DeploymentConfiguration,
+        "healthCheckGracePeriodSeconds" => UpdateField::HealthCheckGracePeriodSeconds,
+        "enableExecuteCommand" => UpdateField::EnableExecuteCommand,
+        "enableECSManagedTags" => UpdateField::EnableEcsManagedTags,
+        "propagateTags" => UpdateField::PropagateTags,
+        "placementConstraints" => UpdateField::PlacementConstraints,
+        "placementStrategy" => UpdateField::PlacementStrategy,
+        _ => return None,
+    })
+}
+
+fn top_field(path: &str) -> &str {
+    path.split(['.', '[']).next().unwrap_or(path)
+}
+
+/// Plan one desired service against what was observed.
+pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> ServicePlan {
+    let live = observed.services.get(&d.key).filter(|l| l.is_active());
+    let mut plan = ServicePlan {
+        key: d.key.clone(),
+        source: Some(d.source.clone()),
+        exists: live.is_some(),
+        drift: Vec::new(),
+        actions: Vec::new(),
+        replace: Vec::new(),
+        report_only: ctx.report_only || d.policy.report_only,
+        held: None,
+        error: None,
+        rollout: live.map(|l| l.rollout.clone()),
+    };
+    if observed.missing_clusters.contains(&d.key.cluster) {
+        plan.error = Some(format!("cluster {:?} not found", d.key.cluster));
+        return plan;
+    }
+    if let Some(e) = observed.errors.get(&d.key) {
+        plan.error = Some(e.clone());
+        return plan;
+    }
+    let desired_spec = match resolve_target_groups(&d.spec, &observed.target_groups) {
+        Ok(s) => s,
+        Err(e) => {
+            plan.error = Some(e);
+            return plan;
+        }
+    };
+    let Some(live) = live else {
+        plan.drift.push(FieldDiff {
+            path: String::new(),
+            desired: serde_json::Value::String("service exists".into()),
+            live: serde_json::Value::Null,
+        });
+        plan.actions.push(Action::RegisterTaskDefinition {
+            family: d.spec.task_definition.family.clone(),
+        });
+        plan.actions.push(Action::CreateService);
+        return plan;
+    };
+
+    plan.drift = service_drift(&desired_spec, &d.task_definition_hash, live);
+    let mut fields = BTreeSet::new();
+    let mut tag_drift = false;
+    for diff in &plan.drift {
+        let top = top_field(&diff.path);
+        if IMMUTABLE_FIELDS.contains(&top) {
+            if !plan.replace.iter().any(|f| f == top) {
+                plan.replace.push(top.to_string());
+            }
+        } else if top == "tags" {
+            tag_drift = true;
+        } else if let Some(f) = update_field(top) {
+            fields.insert(f);
+        }
+    }
+    if !plan.replace.is_empty() {
+        // Updating part of a service that must be replaced would leave it half
+        // converged; it waits for the replacement instead.
+        return plan;
+    }
+    if fields.contains(&UpdateField::TaskDefinition) {
+        plan.actions.push(Action::RegisterTaskDefinition {
+            family: d.spec.task_definition.family.clone(),
+        });
+    }
+    if !fields.is_empty() {
+        plan.actions.push(Action::UpdateService { fields });
+    }
+
+    let mut set = BTreeMap::new();
+    if tag_drift {
+        for (k, v) in &desired_spec.tags {
+            if live.tags.get(k) != Some(v) {
+                set.insert(k.clone(), v.clone());
+            }
+        }
+        let stale: Vec<String> = live
+            .tags
+            .keys()
+            .filter(|k| !crate::normalize::is_reserved_tag(k) && !desired_spec.tags.contains_key(*k))
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            plan.actions.push(Action::UntagService { keys: stale });
+        }
+    }
+    // Ownership and provenance: written once on adoption or when they move,
+    // never on a pass that changes nothing else.
+    if live.managed_by() != Some(ctx.controller_id) {
+        set.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
+    }
+    if live.source() != Some(d.source.as_str()) {
+        set.insert(tags::SOURCE.into(), d.source.clone());
+    }
+    // A described definition that matches lets later passes skip describing it.
+    if let LiveTaskDefinition::Described { hash, .. } = &live.task_definition
+        && hash == &d.task_definition_hash
+        && let Some(v) = tags::task_definition_tag(&live.task_definition_arn, hash)
+    {
+        set.insert(tags::TASK_DEFINITION.into(), v);
+    }
+    if !set.is_empty() || !plan.actions.is_empty() {
+        set.insert(tags::REVISION.into(), ctx.revision.to_string());
+        plan.actions.push(Action::TagService { tags: set });
+    }
+    plan
+}
+
+/// Plan every desired service; held services get a plan that does nothing.
+pub fn plan_all(
+    desired: &[DesiredService],
+    held: &BTreeSet<ServiceKey>,
+    observed: &Observed,
+    ctx: &PlanContext,
+) -> Vec<ServicePlan> {
+    let mut plans: Vec<ServicePlan> = desired
+        .iter()
+        .map(|d| plan_service(d, observed, ctx))
+        .collect();
+    for key in held {
+        plans.push(ServicePlan {
+            key: key.clone(),
+            source: None,
+            exists: observed.services.get(key).is_some_and(LiveService::is_active),
+            drift: Vec::new(),
+            actions: Vec::new(),
+            replace: Vec::new(),
+            report_only: true,
+            held: Some("its manifest has errors".into()),
+            error: None,
+            rollout: None,
+        });
+    }
+    plans.sort_by(|a, b| a.key.cmp(&b.key));
+    plans
+}
+
+#[cfg(test)]
+mod tests;

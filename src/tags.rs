@@ -1,0 +1,52 @@
+//! The AWS tags through which ecsync keeps ownership and state (DESIGN §4).
+
+pub const MANAGED_BY: &str = "ecsync.io/managed-by";
+pub const REVISION: &str = "ecsync.io/revision";
+pub const SOURCE: &str = "ecsync.io/source";
+pub const PROTECT: &str = "ecsync.io/protect";
+pub const MIGRATION_STEP: &str = "ecsync.io/migration-step";
+pub const MIGRATION_STEP_SINCE: &str = "ecsync.io/migration-step-since";
+pub const DECOMMISSION: &str = "ecsync.io/decommission";
+/// `<family>:<revision>@<content hash>` of the task definition ecsync last put
+/// on the service: while the service still runs that revision, its content is
+/// known without a DescribeTaskDefinition call.
+pub const TASK_DEFINITION: &str = "ecsync.io/task-definition";
+/// On task definitions ecsync registers: the content hash.
+pub const SPEC_HASH: &str = "ecsync.io/spec-hash";
+
+/// AWS caps tag values at 256 characters.
+const MAX_TAG_VALUE: usize = 256;
+
+/// `family:revision` from a task definition ARN (or the string itself).
+pub fn family_revision(arn: &str) -> &str {
+    arn.rsplit_once("task-definition/").map_or(arn, |(_, fr)| fr)
+}
+
+/// The value of the [`TASK_DEFINITION`] tag, if it fits in a tag.
+pub fn task_definition_tag(task_definition_arn: &str, hash: &str) -> Option<String> {
+    let v = format!("{}@{hash}", family_revision(task_definition_arn));
+    (v.len() <= MAX_TAG_VALUE).then_some(v)
+}
+
+/// The content hash the tag records for `task_definition_arn`, if the tag is
+/// about that very revision.
+pub fn hash_for(tag_value: &str, task_definition_arn: &str) -> Option<String> {
+    let (fr, hash) = tag_value.rsplit_once('@')?;
+    (fr == family_revision(task_definition_arn) && !hash.is_empty()).then(|| hash.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_definition_tag_round_trips_only_for_the_same_revision() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7";
+        let tag = task_definition_tag(arn, "abc123").unwrap();
+        assert_eq!(tag, "web:7@abc123");
+        assert_eq!(hash_for(&tag, arn).as_deref(), Some("abc123"));
+        let other = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8";
+        assert_eq!(hash_for(&tag, other), None);
+        assert_eq!(hash_for("garbage", arn), None);
+    }
+}
