@@ -1,0 +1,274 @@
+//! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
+//! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use ecsync::controller::{PassReport, Reconciler};
+use ecsync::http::{self, HttpState, WebhookConfig};
+use ecsync::manifest::ManifestSet;
+use ecsync::metrics::Metrics;
+use ecsync::status::{FieldDrift, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState};
+
+use crate::cli::{Mode, RunArgs};
+use crate::commands;
+
+/// How soon to look again while a deployment is still rolling out.
+const PROGRESS_REQUEUE: Duration = Duration::from_secs(5);
+/// SIGTERM must end the process well inside a pod's grace period.
+const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+
+pub async fn run(args: RunArgs) -> Result<u8> {
+    let report_only = args.mode == Mode::Report;
+    let metrics = Arc::new(Metrics::new());
+    let status: SharedStatus = Arc::new(std::sync::RwLock::new(StatusSnapshot::new(if report_only {
+        "report"
+    } else {
+        "auto"
+    })));
+    let ready = Arc::new(AtomicBool::new(false));
+    let trigger = Arc::new(Notify::new());
+    let webhook = match &args.webhook_secret_file {
+        Some(path) => {
+            let secret = std::fs::read(path)
+                .with_context(|| format!("reading webhook secret {}", path.display()))?;
+            let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+            Some(Arc::new(WebhookConfig {
+                secret,
+                branch: args.source.git_ref.clone(),
+            }))
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP");
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        status: status.clone(),
+        ready: ready.clone(),
+        webhook,
+        trigger: trigger.clone(),
+    };
+    let shutdown = Arc::new(Notify::new());
+    let http_shutdown = shutdown.clone();
+    let server = tokio::spawn(http::serve(listener, http_state, async move {
+        http_shutdown.notified().await;
+    }));
+
+    let source = commands::git_source(&args.source)?;
+    let (clients, _counts) = commands::clients(&args.aws, metrics.clone(), report_only).await;
+    let reconciler = Reconciler {
+        clients,
+        cache: Default::default(),
+        metrics: metrics.clone(),
+        controller_id: args.aws.controller_id.clone(),
+        report_only,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal_stop = stop.clone();
+    let signal_trigger = trigger.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown requested: finishing the current step");
+        signal_stop.store(true, Ordering::SeqCst);
+        signal_trigger.notify_one();
+    });
+
+    let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut pass_id: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        pass_id += 1;
+        let started = Instant::now();
+        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+
+        let fetched = source.fetch().await;
+        let git_error = match fetched {
+            Ok(snapshot) => {
+                metrics.git_fetch("ok");
+                match commands::load_snapshot(&snapshot, args.source.path.as_deref()) {
+                    Ok(set) => {
+                        last_good = Some((snapshot.revision.clone(), set));
+                        None
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                }
+            }
+            Err(e) => {
+                metrics.git_fetch("error");
+                Some(e.to_string())
+            }
+        };
+        if let Some(e) = &git_error {
+            // Keep acting on the last good revision: a broken remote or an empty
+            // commit must never look like "delete everything".
+            warn!(error = %e, "git source failed; keeping the last good revision");
+        }
+
+        let mut requeue = jittered(args.interval);
+        if let Some((revision, set)) = &last_good {
+            metrics.set_git_revision(revision);
+            let span = info_span!("reconcile", pass_id, revision = %revision);
+            let pass = reconciler.pass(revision, set, false).instrument(span);
+            let report = match tokio::time::timeout(args.pass_timeout, pass).await {
+                Ok(report) => report,
+                Err(_) => PassReport {
+                    revision: revision.clone(),
+                    error: Some(format!("pass exceeded {:?}", args.pass_timeout)),
+                    ..Default::default()
+                },
+            };
+            let result = if report.error.is_some() {
+                "error"
+            } else if report.has_errors() || !set.errors.is_empty() {
+                "partial"
+            } else {
+                "ok"
+            };
+            let elapsed = started.elapsed();
+            metrics.observe_reconcile(result, elapsed.as_secs_f64());
+            record_services(&metrics, &report);
+            if report.error.is_none() {
+                ready.store(true, Ordering::SeqCst);
+            } else if let Some(e) = &report.error {
+                error!(error = %e, "reconcile pass failed");
+            }
+            if report
+                .services
+                .iter()
+                .any(|s| s.state == SyncState::Progressing)
+            {
+                requeue = requeue.min(PROGRESS_REQUEUE);
+            }
+            info!(pass_id, result, elapsed_ms = elapsed.as_millis() as u64, "pass finished");
+            let snapshot = status_snapshot(
+                &report,
+                set,
+                git_error.clone(),
+                PassSummary {
+                    pass_id,
+                    started_at,
+                    duration_ms: elapsed.as_millis() as u64,
+                    result: result.to_string(),
+                },
+                report_only,
+            );
+            *status.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        } else {
+            let mut s = status.write().unwrap_or_else(|e| e.into_inner());
+            s.git_error = git_error;
+        }
+
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        // A webhook or a signal ends the wait early; passes never overlap
+        // because the next one starts only from here.
+        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
+    }
+
+    shutdown.notify_waiters();
+    let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
+    info!("stopped");
+    Ok(commands::EXIT_OK)
+}
+
+/// ±10% so that many replicas or controllers do not poll in lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let factor = 0.9 + fastrand::f64() * 0.2;
+    interval.mul_f64(factor)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn record_services(metrics: &Metrics, report: &PassReport) {
+    let mut counts = SyncState::ALL.map(|s| (s, 0i64));
+    for o in &report.services {
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
+            c.1 += 1;
+        }
+        metrics.set_service_drift(&o.plan.key.cluster, &o.plan.key.name, o.plan.drift.len() as i64);
+    }
+    metrics.set_service_states(&counts);
+}
+
+fn status_snapshot(
+    report: &PassReport,
+    set: &ManifestSet,
+    git_error: Option<String>,
+    last_pass: PassSummary,
+    report_only: bool,
+) -> StatusSnapshot {
+    let mut snapshot = StatusSnapshot::new(if report_only { "report" } else { "auto" });
+    snapshot.revision = Some(report.revision.clone());
+    snapshot.git_error = git_error.or_else(|| {
+        (!set.errors.is_empty()).then(|| {
+            set.errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    });
+    snapshot.last_pass = Some(last_pass);
+    snapshot.services = report
+        .services
+        .iter()
+        .map(|o| ServiceStatus {
+            cluster: o.plan.key.cluster.clone(),
+            service: o.plan.key.name.clone(),
+            source: o.plan.source.clone(),
+            state: o.state,
+            drift: o
+                .plan
+                .drift
+                .iter()
+                .map(|d| FieldDrift {
+                    path: d.path.clone(),
+                    desired: d.desired.clone(),
+                    live: d.live.clone(),
+                })
+                .collect(),
+            actions: o.done.iter().map(|s| s.to_string()).collect(),
+            last_error: o.error.clone().or_else(|| report.error.clone()),
+            message: o
+                .plan
+                .held
+                .clone()
+                .or_else(|| {
+                    (!o.plan.replace.is_empty()).then(|| {
+                        format!("needs replacement: {}", o.plan.replace.join(", "))
+                    })
+                }),
+            migration: None,
+        })
+        .collect();
+    snapshot
+}

@@ -1,0 +1,172 @@
+//! Human and JSON renderings of a pass, for the one-shot commands.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use ecsync::controller::{PassReport, ServiceOutcome};
+use ecsync::interceptor::CallCounts;
+use ecsync::manifest::ManifestSet;
+use ecsync::status::SyncState;
+
+fn short(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
+fn marker(o: &ServiceOutcome) -> char {
+    match o.state {
+        SyncState::Synced => '=',
+        SyncState::Error => '!',
+        SyncState::Held => '#',
+        _ if !o.plan.exists => '+',
+        _ if !o.plan.in_sync() => '~',
+        _ => '=',
+    }
+}
+
+fn header(out: &mut String, o: &ServiceOutcome) {
+    let _ = write!(out, "{} {}  {}", marker(o), o.plan.key, o.state.as_str());
+    if let Some(src) = &o.plan.source {
+        let _ = write!(out, "  ({src})");
+    }
+    out.push('\n');
+}
+
+fn details(out: &mut String, o: &ServiceOutcome) {
+    if let Some(e) = &o.error {
+        let _ = writeln!(out, "    error: {e}");
+    }
+    if let Some(h) = &o.plan.held {
+        let _ = writeln!(out, "    held: {h}");
+    }
+    if !o.plan.exists && o.error.is_none() && o.plan.held.is_none() {
+        let _ = writeln!(out, "    missing: the service will be created");
+    } else {
+        for d in &o.plan.drift {
+            let _ = writeln!(out, "    {}", d.path);
+            let _ = writeln!(out, "      git:  {}", d.desired);
+            let _ = writeln!(out, "      live: {}", d.live);
+        }
+    }
+    if !o.plan.replace.is_empty() {
+        let _ = writeln!(
+            out,
+            "    needs replacement: {} cannot change in place (replaced only with --prune)",
+            o.plan.replace.join(", ")
+        );
+    }
+    if o.plan.report_only && o.plan.is_mutating() {
+        let _ = writeln!(out, "    report only: nothing will be changed");
+    }
+}
+
+fn manifest_errors(out: &mut String, set: &ManifestSet) {
+    for e in &set.errors {
+        let _ = writeln!(out, "! {e}");
+    }
+}
+
+pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "revision {}", short(&report.revision));
+    manifest_errors(&mut out, set);
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "! {e}");
+    }
+    for o in &report.services {
+        header(&mut out, o);
+        details(&mut out, o);
+        if !o.plan.actions.is_empty() && o.plan.held.is_none() {
+            let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
+            let _ = writeln!(out, "    plan: {}", names.join(", "));
+        }
+    }
+    let drifted = report.drifted().count();
+    let _ = writeln!(
+        out,
+        "{} services, {} in sync, {} drifted",
+        report.services.len(),
+        report.services.len() - drifted,
+        drifted
+    );
+    out
+}
+
+pub fn apply_text(set: &ManifestSet, report: &PassReport, counts: &CallCounts, dry_run: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "revision {}{}",
+        short(&report.revision),
+        if dry_run { " (dry run: nothing is changed)" } else { "" }
+    );
+    manifest_errors(&mut out, set);
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "! {e}");
+    }
+    for o in &report.services {
+        header(&mut out, o);
+        if o.done.is_empty() {
+            details(&mut out, o);
+            if dry_run && !o.plan.actions.is_empty() && o.plan.held.is_none() {
+                let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
+                let _ = writeln!(out, "    would: {}", names.join(", "));
+            }
+        } else {
+            let _ = writeln!(out, "    did: {}", o.done.join(", "));
+            if let Some(e) = &o.error {
+                let _ = writeln!(out, "    error: {e}");
+            }
+        }
+    }
+    let changed = report.services.iter().filter(|o| !o.done.is_empty()).count();
+    let errors = report
+        .services
+        .iter()
+        .filter(|o| o.state == SyncState::Error)
+        .count();
+    let _ = writeln!(
+        out,
+        "{} services, {} changed, {} errors; {} AWS calls ({} mutating)",
+        report.services.len(),
+        changed,
+        errors + set.errors.len(),
+        counts.total(),
+        counts.mutating()
+    );
+    out
+}
+
+pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallCounts>) -> Value {
+    let services: Vec<Value> = report
+        .services
+        .iter()
+        .map(|o| {
+            json!({
+                "cluster": o.plan.key.cluster,
+                "service": o.plan.key.name,
+                "source": o.plan.source,
+                "state": o.state.as_str(),
+                "exists": o.plan.exists,
+                "inSync": o.plan.in_sync(),
+                "drift": o.plan.drift,
+                "plan": o.plan.actions,
+                "done": o.done,
+                "replace": o.plan.replace,
+                "reportOnly": o.plan.report_only,
+                "held": o.plan.held,
+                "error": o.error,
+            })
+        })
+        .collect();
+    let mut v = json!({
+        "revision": report.revision,
+        "error": report.error,
+        "manifestErrors": set.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "services": services,
+    });
+    if let Some(c) = counts {
+        v["awsCalls"] = json!({"total": c.total(), "mutating": c.mutating(), "throttled": c.throttled()});
+    }
+    v
+}
