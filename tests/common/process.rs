@@ -1,0 +1,128 @@
+//! Running the `ecsync` binary under test: one-shot commands and a daemon handle.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::moto::Moto;
+
+/// A `Command` for the ecsync binary built by cargo for this test run, with no AWS settings.
+pub fn ecsync() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecsync"))
+}
+
+/// [`ecsync`] pointed at `moto`: its [`Moto::env`] applied, and ambient AWS settings that could
+/// leak in from the developer's shell (profile, session token, config files) removed.
+pub fn ecsync_with(moto: &Moto) -> Command {
+    let mut cmd = ecsync();
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_CONFIG_FILE", "/nonexistent/ecsync-tests/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/ecsync-tests/credentials",
+        )
+        .envs(moto.env());
+    cmd
+}
+
+/// A long-running child (typically `ecsync run`) with stdout and stderr captured to files.
+/// Killed (SIGKILL) and reaped on drop if still running.
+pub struct Daemon {
+    child: Child,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir for daemon logs");
+        let stdout_path = dir.path().join("stdout.log");
+        let stderr_path = dir.path().join("stderr.log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).expect("create stdout log"))
+            .stderr(File::create(&stderr_path).expect("create stderr log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Daemon {
+            child,
+            stdout_path,
+            stderr_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// stdout then stderr, as captured so far.
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+
+    /// Send a signal by name or number with the `kill` command, e.g. `signal("TERM")`,
+    /// `signal("INT")`, `signal("KILL")`.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Wait up to `timeout` for the process to exit; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL and reap (what drop does); returns the exit status.
+    pub fn kill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for killed daemon")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
