@@ -61,12 +61,17 @@ pub fn load_dir(path: &Path) -> Result<Vec<ManifestFile>, SourceError> {
             limit: MAX_MANIFEST_FILES,
         });
     }
-    found.sort();
+    let mut named = Vec::with_capacity(found.len());
+    for file in found {
+        named.push((path_string(&file)?, file));
+    }
+    // By the string, as the Git source sorts: `Path` ordering is per
+    // component and puts "a/x" before "a-b/x".
+    named.sort();
 
     let mut total: u64 = 0;
-    let mut files = Vec::with_capacity(found.len());
-    for file in found {
-        let display = path_string(&file)?;
+    let mut files = Vec::with_capacity(named.len());
+    for (display, file) in named {
         let contents = read_limited(&file, &display)?;
         total += contents.len() as u64;
         if total > MAX_MANIFEST_TOTAL_BYTES {

@@ -1,5 +1,11 @@
 //! The Git source: fetches a repository into a local bare cache with the git
 //! CLI and reads the manifests at one resolved commit, without a work tree.
+//!
+//! Cache layout: `cache_dir/<16 hex of sha256(url without password)>` is a bare
+//! repository mirroring the remote's branches and tags under their own names,
+//! plus `refs/ecsync/HEAD` (the remote's HEAD at the last default-ref fetch)
+//! and `refs/ecsync/pinned/<sha>` (commits asked for by sha that no branch or
+//! tag reaches, kept so gc does not drop them).
 
 mod git;
 mod local;
