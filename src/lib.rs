@@ -1,15 +1,21 @@
 //! ecsync: a GitOps reconciliation controller for Amazon ECS.
 //!
 //! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`)
-//! performs no I/O and imports nothing from the shell.
+//! performs no I/O and imports nothing from the shell (`source`, `aws`,
+//! `controller`, `http`, `metrics`, `interceptor`, `status`, `webhook`).
 
-pub mod aws;
 pub mod diff;
 pub mod manifest;
 pub mod model;
 pub mod normalize;
 pub mod plan;
 pub mod tags;
+
+pub mod aws;
 pub mod controller;
+pub mod interceptor;
+pub mod http;
 pub mod metrics;
+pub mod source;
 pub mod status;
+pub mod webhook;
