@@ -35,7 +35,14 @@ fn calls(moto: &Moto, repo: &GitRepo, cache: &std::path::Path, command: &str) ->
 }
 
 fn main() {
-    let n: usize = std::env::var("ECSYNC_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary
+    // without it, and then a small N keeps the suite fast while still checking
+    // that the bench works.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("ECSYNC_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 200 } else { 12 });
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let moto = Moto::start();
     let net = runtime.block_on(async {
@@ -58,4 +65,9 @@ fn main() {
     println!("| first apply (creates all) | {apply_calls} | {apply_mutating} | {} | {:.2} | {apply_secs:.1}s |", 2 * n + lower_bound, apply_calls as f64 / (2 * n + lower_bound) as f64);
     println!("| no-drift diff | {diff_calls} | {diff_mutating} | {lower_bound} | {:.2} | {diff_secs:.1}s |", diff_calls as f64 / lower_bound as f64);
     println!("constant per cluster: {} (DescribeClusters)", diff_calls as i64 - lower_bound as i64);
+    assert_eq!(diff_mutating, 0, "a no-drift diff must not mutate");
+    assert!(
+        diff_calls as usize <= lower_bound + 1,
+        "no-drift diff used {diff_calls} calls; the bound is {lower_bound} + 1 per cluster"
+    );
 }
