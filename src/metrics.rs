@@ -30,12 +30,13 @@ pub const RECONCILE_RESULTS: [&str; 3] = ["ok", "error", "partial"];
 /// Results of a git fetch.
 pub const GIT_FETCH_RESULTS: [&str; 2] = ["ok", "error"];
 /// Outcomes of `POST /hooks/git`.
-pub const WEBHOOK_RESULTS: [&str; 5] = [
+pub const WEBHOOK_RESULTS: [&str; 6] = [
     "accepted",
     "ignored",
     "unauthorized",
     "too_large",
     "disabled",
+    "bad_request",
 ];
 
 /// Reconcile passes range from a sub-second no-op to minutes of waiting on rollouts.
@@ -440,7 +441,9 @@ mod tests {
     ];
 
     /// A parsed sample line: (name, sorted labels, value).
-    fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    fn samples(text: &str) -> Vec<Sample> {
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .map(|l| {
@@ -534,7 +537,7 @@ mod tests {
         assert!(!prom.contains("# EOF"), "{prom}");
         let mut a = samples(&om);
         let mut b = samples(&prom);
-        let key = |x: &(String, Vec<(String, String)>, f64)| (x.0.clone(), x.1.clone());
+        let key = |x: &Sample| (x.0.clone(), x.1.clone());
         a.sort_by_key(key);
         b.sort_by_key(key);
         assert_eq!(a, b);
