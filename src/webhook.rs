@@ -149,6 +149,9 @@ mod tests {
     use axum::http::{HeaderName, HeaderValue};
 
     const SECRET: &[u8] = b"s3cret-value";
+
+    /// (name, headers, body, expected)
+    type Case<'a, T> = (&'a str, Vec<(&'a str, &'a str)>, &'a [u8], T);
     const BODY: &[u8] = br#"{"ref":"refs/heads/main","after":"abc"}"#;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -192,12 +195,7 @@ mod tests {
         let bearer_lower = format!("bearer {secret}");
 
         use WebhookError::*;
-        let cases: Vec<(
-            &str,
-            Vec<(&str, &str)>,
-            &[u8],
-            Result<WebhookAuth, WebhookError>,
-        )> = vec![
+        let cases: Vec<Case<Result<WebhookAuth, WebhookError>>> = vec![
             (
                 "github ok",
                 vec![("X-Hub-Signature-256", &good)],
@@ -335,7 +333,7 @@ mod tests {
         let push = |r: Option<&str>| PushEvent::Push {
             git_ref: r.map(str::to_owned),
         };
-        let cases: Vec<(&str, Vec<(&str, &str)>, &[u8], PushEvent)> = vec![
+        let cases: Vec<Case<PushEvent>> = vec![
             (
                 "github ping",
                 vec![("X-GitHub-Event", "ping")],

@@ -79,6 +79,17 @@ fn promtool_accepts_a_fresh_registry() {
 fn promtool_check_catches_a_bad_exposition() {
     // Guards the check itself: a lint-failing counter name must make `promtool_check` panic.
     let bad = "# HELP bad_counter x\n# TYPE bad_counter counter\nbad_counter 1\n";
-    let r = std::panic::catch_unwind(|| promtool_check(bad, "bad"));
-    assert!(r.is_err(), "promtool accepted a counter without _total");
+    let payload = std::panic::catch_unwind(|| promtool_check(bad, "bad"))
+        .expect_err("promtool accepted a counter without _total");
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    // Must be promtool's verdict, not a missing promtool.
+    assert!(msg.contains("rejected the bad output"), "{msg}");
+    assert!(
+        msg.contains("counter metrics should have \"_total\" suffix"),
+        "{msg}"
+    );
 }
