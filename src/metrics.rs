@@ -1,0 +1,758 @@
+//! Every metric of DESIGN §7, registered once and encoded on scrape.
+//!
+//! Label values are always from fixed sets or manifest names (cluster, service, gate); callers
+//! must never pass error text, which would make the series set unbounded.
+//!
+//! Counters are registered without `_total`: prometheus-client appends it, so the exposed names
+//! are exactly the §7 names.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::status::SyncState;
+
+/// `Content-Type` of [`Metrics::encode`] output (Prometheus text format 0.0.4).
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// `Content-Type` of [`Metrics::encode_openmetrics`] output.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Results of a reconcile pass.
+pub const RECONCILE_RESULTS: [&str; 3] = ["ok", "error", "partial"];
+/// Results of a git fetch.
+pub const GIT_FETCH_RESULTS: [&str; 2] = ["ok", "error"];
+/// Outcomes of `POST /hooks/git`.
+pub const WEBHOOK_RESULTS: [&str; 6] = [
+    "accepted",
+    "ignored",
+    "unauthorized",
+    "too_large",
+    "disabled",
+    "bad_request",
+];
+
+/// Reconcile passes range from a sub-second no-op to minutes of waiting on rollouts.
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ServiceLabels {
+    cluster: String,
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct GateLabels {
+    cluster: String,
+    service: String,
+    gate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevisionLabel {
+    revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCallLabels {
+    service: String,
+    operation: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecommissionLabel {
+    action: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("encoding metrics failed")]
+pub struct EncodeError(#[from] std::fmt::Error);
+
+fn result(r: &str) -> ResultLabel {
+    ResultLabel {
+        result: r.to_owned(),
+    }
+}
+
+fn svc(cluster: &str, service: &str) -> ServiceLabels {
+    ServiceLabels {
+        cluster: cluster.to_owned(),
+        service: service.to_owned(),
+    }
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: HistogramFamily<ResultLabel>,
+    reconcile_total: Family<ResultLabel, Counter>,
+    services: Family<StateLabel, Gauge>,
+    service_drift: Family<ServiceLabels, Gauge>,
+    git_revision: Family<RevisionLabel, Gauge>,
+    /// The label set currently exposed by `git_revision`, so the previous one can be removed.
+    current_revision: Mutex<Option<String>>,
+    git_fetch: Family<ResultLabel, Counter>,
+    aws_calls: Family<AwsCallLabels, Counter>,
+    actions: Family<ActionLabels, Counter>,
+    migration_percent: Family<ServiceLabels, Gauge>,
+    gate_failures: Family<GateLabels, Counter>,
+    /// Gate label sets seen per service; `Family` cannot be filtered, and a deleted service must
+    /// take its gate series with it.
+    gate_series: Mutex<BTreeSet<GateLabels>>,
+    decommission: Family<DecommissionLabel, Counter>,
+    ec2_orphans: Family<StateLabel, Gauge>,
+    webhook: Family<ResultLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+
+        let reconcile_duration: HistogramFamily<ResultLabel> =
+            Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS));
+        registry.register_with_unit(
+            "ecsync_reconcile_duration",
+            "Duration of a reconcile pass, by result",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let reconcile_total = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "ecsync_reconcile",
+            "Reconcile passes, by result",
+            reconcile_total.clone(),
+        );
+        let services = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "ecsync_services",
+            "Managed services, by sync state",
+            services.clone(),
+        );
+        let service_drift = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "ecsync_service_drift",
+            "Number of drifted fields per service",
+            service_drift.clone(),
+        );
+        let git_revision = Family::<RevisionLabel, Gauge>::default();
+        registry.register(
+            "ecsync_git_revision_info",
+            "The Git revision of the manifests last read (value is always 1)",
+            git_revision.clone(),
+        );
+        let git_fetch = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "ecsync_git_fetch",
+            "Git fetches, by result",
+            git_fetch.clone(),
+        );
+        let aws_calls = Family::<AwsCallLabels, Counter>::default();
+        registry.register(
+            "ecsync_aws_api_calls",
+            "AWS API call attempts (retries included), by service, operation and result",
+            aws_calls.clone(),
+        );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "ecsync_actions",
+            "Plan actions executed, by action and result",
+            actions.clone(),
+        );
+        let migration_percent = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "ecsync_migration_traffic_percent",
+            "Percent of traffic on the ECS target group of a migrating service",
+            migration_percent.clone(),
+        );
+        let gate_failures = Family::<GateLabels, Counter>::default();
+        registry.register(
+            "ecsync_migration_gate_failures",
+            "Migration health gate failures, by service and gate",
+            gate_failures.clone(),
+        );
+        let decommission = Family::<DecommissionLabel, Counter>::default();
+        registry.register(
+            "ecsync_ec2_decommission",
+            "EC2 decommission actions taken, by action",
+            decommission.clone(),
+        );
+        let ec2_orphans = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "ecsync_ec2_orphans",
+            "EC2 instances of migrated fleets awaiting or skipped for decommission, by state",
+            ec2_orphans.clone(),
+        );
+        let webhook = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "ecsync_webhook_requests",
+            "Requests to POST /hooks/git, by result",
+            webhook.clone(),
+        );
+
+        // Series of known label values exist from the start, so `rate()` and absent-alerts work
+        // before the first event of each kind. Families whose label values are open (services,
+        // operations, orphan states) appear with their first sample: prometheus-client does not
+        // announce a family that has no series.
+        for r in RECONCILE_RESULTS {
+            let _ = reconcile_total.get_or_create_owned(&result(r));
+            let _ = reconcile_duration.get_or_create_owned(&result(r));
+        }
+        for state in SyncState::ALL {
+            let _ = services.get_or_create_owned(&StateLabel {
+                state: state.as_str().to_owned(),
+            });
+        }
+        for r in GIT_FETCH_RESULTS {
+            let _ = git_fetch.get_or_create_owned(&result(r));
+        }
+        for r in WEBHOOK_RESULTS {
+            let _ = webhook.get_or_create_owned(&result(r));
+        }
+
+        Metrics {
+            registry,
+            reconcile_duration,
+            reconcile_total,
+            services,
+            service_drift,
+            git_revision,
+            current_revision: Mutex::new(None),
+            git_fetch,
+            aws_calls,
+            actions,
+            migration_percent,
+            gate_failures,
+            gate_series: Mutex::new(BTreeSet::new()),
+            decommission,
+            ec2_orphans,
+            webhook,
+        }
+    }
+
+    /// The Prometheus text format 0.0.4 (serve with [`PROMETHEUS_TEXT_CONTENT_TYPE`]).
+    ///
+    /// This is the default exposition because it is what DESIGN §6 promises and what
+    /// `promtool check metrics` parses: promtool reads OpenMetrics counters (`# TYPE x counter`
+    /// with samples `x_total`) as two mismatched families and rejects them.
+    pub fn encode(&self) -> Result<String, EncodeError> {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// The OpenMetrics 1.0 exposition (serve with [`OPENMETRICS_CONTENT_TYPE`]), for scrapers
+    /// that ask for it; same series as [`Metrics::encode`].
+    pub fn encode_openmetrics(&self) -> Result<String, EncodeError> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// One finished reconcile pass; `result` is one of [`RECONCILE_RESULTS`].
+    pub fn observe_reconcile(&self, result_: &str, seconds: f64) {
+        let label = result(result_);
+        self.reconcile_duration
+            .get_or_create(&label)
+            .observe(seconds);
+        self.reconcile_total.get_or_create(&label).inc();
+    }
+
+    pub fn set_services(&self, state: &str, n: i64) {
+        self.services
+            .get_or_create(&StateLabel {
+                state: state.to_owned(),
+            })
+            .set(n);
+    }
+
+    /// Sets all six states; a state missing from `counts` is set to zero, so a state nobody is
+    /// in any more does not keep its old count.
+    pub fn set_service_states(&self, counts: &[(SyncState, i64)]) {
+        for state in SyncState::ALL {
+            let n = counts
+                .iter()
+                .filter(|(s, _)| *s == state)
+                .map(|(_, n)| *n)
+                .sum();
+            self.set_services(state.as_str(), n);
+        }
+    }
+
+    pub fn set_service_drift(&self, cluster: &str, service: &str, fields: i64) {
+        self.service_drift
+            .get_or_create(&svc(cluster, service))
+            .set(fields);
+    }
+
+    /// Drops every per-service series of a service that no longer exists.
+    pub fn remove_service(&self, cluster: &str, service: &str) {
+        let labels = svc(cluster, service);
+        self.service_drift.remove(&labels);
+        self.migration_percent.remove(&labels);
+        let mut gates = self.gate_series.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|g| {
+            let keep = !(g.cluster == cluster && g.service == service);
+            if !keep {
+                self.gate_failures.remove(g);
+            }
+            keep
+        });
+    }
+
+    /// Exposes `rev` as the only `ecsync_git_revision_info` series.
+    pub fn set_git_revision(&self, rev: &str) {
+        let mut current = self
+            .current_revision
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = current.as_deref()
+            && old != rev
+        {
+            self.git_revision.remove(&RevisionLabel {
+                revision: old.to_owned(),
+            });
+        }
+        self.git_revision
+            .get_or_create(&RevisionLabel {
+                revision: rev.to_owned(),
+            })
+            .set(1);
+        *current = Some(rev.to_owned());
+    }
+
+    pub fn git_fetch(&self, result_: &str) {
+        self.git_fetch.get_or_create(&result(result_)).inc();
+    }
+
+    /// One AWS API attempt; `result` is `ok`, `throttled` or `error`.
+    pub fn aws_call(&self, service: &str, operation: &str, result_: &str) {
+        self.aws_calls
+            .get_or_create(&AwsCallLabels {
+                service: service.to_owned(),
+                operation: operation.to_owned(),
+                result: result_.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn action(&self, action: &str, result_: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+                result: result_.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_migration_percent(&self, cluster: &str, service: &str, pct: i64) {
+        self.migration_percent
+            .get_or_create(&svc(cluster, service))
+            .set(pct);
+    }
+
+    pub fn migration_gate_failure(&self, cluster: &str, service: &str, gate: &str) {
+        let labels = GateLabels {
+            cluster: cluster.to_owned(),
+            service: service.to_owned(),
+            gate: gate.to_owned(),
+        };
+        self.gate_failures.get_or_create(&labels).inc();
+        self.gate_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(labels);
+    }
+
+    pub fn decommission(&self, action: &str) {
+        self.decommission
+            .get_or_create(&DecommissionLabel {
+                action: action.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_ec2_orphans(&self, state: &str, n: i64) {
+        self.ec2_orphans
+            .get_or_create(&StateLabel {
+                state: state.to_owned(),
+            })
+            .set(n);
+    }
+
+    /// One request to `POST /hooks/git`; `result` is one of [`WEBHOOK_RESULTS`].
+    pub fn webhook(&self, result_: &str) {
+        self.webhook.get_or_create(&result(result_)).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every §7 family name, as exposed.
+    pub(crate) const DESIGN_NAMES: [&str; 13] = [
+        "ecsync_reconcile_duration_seconds",
+        "ecsync_reconcile_total",
+        "ecsync_services",
+        "ecsync_service_drift",
+        "ecsync_git_revision_info",
+        "ecsync_git_fetch_total",
+        "ecsync_aws_api_calls_total",
+        "ecsync_actions_total",
+        "ecsync_migration_traffic_percent",
+        "ecsync_migration_gate_failures_total",
+        "ecsync_ec2_decommission_total",
+        "ecsync_ec2_orphans",
+        "ecsync_webhook_requests_total",
+    ];
+
+    /// A parsed sample line: (name, sorted labels, value).
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    fn samples(text: &str) -> Vec<Sample> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let (name, labels) = match series.split_once('{') {
+                    Some((n, rest)) => {
+                        let inner = rest.strip_suffix('}').unwrap();
+                        let mut labels: Vec<(String, String)> = inner
+                            .split("\",")
+                            .filter(|kv| !kv.is_empty())
+                            .map(|kv| {
+                                let (k, v) = kv.split_once('=').unwrap();
+                                let v = v.trim_matches('"');
+                                // The two formats print bucket bounds differently ("1.0" vs "1").
+                                let v = match v.parse::<f64>() {
+                                    Ok(f) if k == "le" => f.to_string(),
+                                    _ => v.to_owned(),
+                                };
+                                (k.to_owned(), v)
+                            })
+                            .collect();
+                        labels.sort();
+                        (n.to_owned(), labels)
+                    }
+                    None => (series.to_owned(), Vec::new()),
+                };
+                (name, labels, value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut want: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        samples(text)
+            .into_iter()
+            .find(|(n, l, _)| n == name && *l == want)
+            .map(|(_, _, v)| v)
+    }
+
+    /// The family names announced by `# TYPE` lines plus the sample names, as exposed.
+    fn exposed_names(text: &str) -> BTreeSet<String> {
+        samples(text).into_iter().map(|(n, _, _)| n).collect()
+    }
+
+    pub(crate) fn exercise(m: &Metrics) {
+        m.observe_reconcile("ok", 0.42);
+        m.observe_reconcile("error", 3.0);
+        m.set_service_states(&[(SyncState::Synced, 3), (SyncState::OutOfSync, 1)]);
+        m.set_service_drift("prod", "web", 2);
+        m.set_git_revision("0123abc");
+        m.git_fetch("ok");
+        m.aws_call("ECS", "DescribeServices", "ok");
+        m.aws_call("ECS", "UpdateService", "throttled");
+        m.action("UpdateService", "ok");
+        m.set_migration_percent("prod", "web", 50);
+        m.migration_gate_failure("prod", "web", "healthy-targets");
+        m.decommission("stop");
+        m.set_ec2_orphans("pending", 1);
+        m.webhook("accepted");
+    }
+
+    #[test]
+    fn every_design_name_is_exposed_exactly() {
+        let m = Metrics::new();
+        exercise(&m);
+        let text = m.encode().unwrap();
+        let names = exposed_names(&text);
+        for name in DESIGN_NAMES {
+            let exposed = if name.ends_with("_seconds") {
+                format!("{name}_count")
+            } else {
+                name.to_owned()
+            };
+            assert!(names.contains(&exposed), "{exposed} missing from:\n{text}");
+        }
+        // No double suffix from registering a name that already ends in `_total`.
+        assert!(!text.contains("_total_total"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_has_the_same_series_and_an_eof() {
+        let m = Metrics::new();
+        exercise(&m);
+        let om = m.encode_openmetrics().unwrap();
+        let prom = m.encode().unwrap();
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(!prom.contains("# EOF"), "{prom}");
+        let mut a = samples(&om);
+        let mut b = samples(&prom);
+        let key = |x: &Sample| (x.0.clone(), x.1.clone());
+        a.sort_by_key(key);
+        b.sort_by_key(key);
+        assert_eq!(a, b);
+        // In OpenMetrics the counter family is announced without `_total`.
+        assert!(om.contains("# TYPE ecsync_reconcile counter"), "{om}");
+        assert!(
+            prom.contains("# TYPE ecsync_reconcile_total counter"),
+            "{prom}"
+        );
+    }
+
+    #[test]
+    fn known_label_values_start_at_zero() {
+        let text = Metrics::new().encode().unwrap();
+        for r in RECONCILE_RESULTS {
+            assert_eq!(
+                value(&text, "ecsync_reconcile_total", &[("result", r)]),
+                Some(0.0)
+            );
+            assert_eq!(
+                value(
+                    &text,
+                    "ecsync_reconcile_duration_seconds_count",
+                    &[("result", r)]
+                ),
+                Some(0.0)
+            );
+        }
+        for s in SyncState::ALL {
+            assert_eq!(
+                value(&text, "ecsync_services", &[("state", s.as_str())]),
+                Some(0.0)
+            );
+        }
+        for r in GIT_FETCH_RESULTS {
+            assert_eq!(
+                value(&text, "ecsync_git_fetch_total", &[("result", r)]),
+                Some(0.0)
+            );
+        }
+        for r in WEBHOOK_RESULTS {
+            assert_eq!(
+                value(&text, "ecsync_webhook_requests_total", &[("result", r)]),
+                Some(0.0)
+            );
+        }
+        // prometheus-client omits a family with no series at all; those with no fixed label
+        // values appear with their first sample (see `every_design_name_is_exposed_exactly`).
+        assert!(!text.contains("ecsync_aws_api_calls"), "{text}");
+    }
+
+    #[test]
+    fn values_are_recorded() {
+        let m = Metrics::new();
+        exercise(&m);
+        m.aws_call("ECS", "DescribeServices", "ok");
+        let text = m.encode().unwrap();
+        let v = |name, labels: &[(&str, &str)]| value(&text, name, labels);
+        assert_eq!(v("ecsync_reconcile_total", &[("result", "ok")]), Some(1.0));
+        assert_eq!(
+            v(
+                "ecsync_reconcile_duration_seconds_sum",
+                &[("result", "error")]
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            v(
+                "ecsync_reconcile_duration_seconds_bucket",
+                &[("result", "ok"), ("le", "0.5")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(v("ecsync_services", &[("state", "Synced")]), Some(3.0));
+        assert_eq!(v("ecsync_services", &[("state", "Held")]), Some(0.0));
+        assert_eq!(
+            v(
+                "ecsync_service_drift",
+                &[("cluster", "prod"), ("service", "web")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("ecsync_git_revision_info", &[("revision", "0123abc")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            v(
+                "ecsync_aws_api_calls_total",
+                &[
+                    ("service", "ECS"),
+                    ("operation", "DescribeServices"),
+                    ("result", "ok")
+                ]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            v(
+                "ecsync_actions_total",
+                &[("action", "UpdateService"), ("result", "ok")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            v(
+                "ecsync_migration_traffic_percent",
+                &[("cluster", "prod"), ("service", "web")]
+            ),
+            Some(50.0)
+        );
+        assert_eq!(
+            v(
+                "ecsync_migration_gate_failures_total",
+                &[
+                    ("cluster", "prod"),
+                    ("service", "web"),
+                    ("gate", "healthy-targets")
+                ]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("ecsync_ec2_decommission_total", &[("action", "stop")]),
+            Some(1.0)
+        );
+        assert_eq!(v("ecsync_ec2_orphans", &[("state", "pending")]), Some(1.0));
+        assert_eq!(
+            v("ecsync_webhook_requests_total", &[("result", "accepted")]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn service_states_reset_states_no_longer_listed() {
+        let m = Metrics::new();
+        m.set_service_states(&[(SyncState::Degraded, 2)]);
+        m.set_service_states(&[(SyncState::Synced, 2)]);
+        let text = m.encode().unwrap();
+        assert_eq!(
+            value(&text, "ecsync_services", &[("state", "Degraded")]),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, "ecsync_services", &[("state", "Synced")]),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn git_revision_keeps_only_the_current_series() {
+        let m = Metrics::new();
+        m.set_git_revision("aaa");
+        m.set_git_revision("bbb");
+        m.set_git_revision("bbb");
+        let text = m.encode().unwrap();
+        let revs: Vec<_> = samples(&text)
+            .into_iter()
+            .filter(|(n, _, _)| n == "ecsync_git_revision_info")
+            .collect();
+        assert_eq!(
+            revs,
+            vec![(
+                "ecsync_git_revision_info".to_owned(),
+                vec![("revision".to_owned(), "bbb".to_owned())],
+                1.0
+            )]
+        );
+    }
+
+    #[test]
+    fn removed_service_disappears() {
+        let m = Metrics::new();
+        m.set_service_drift("prod", "web", 1);
+        m.set_service_drift("prod", "api", 1);
+        m.set_migration_percent("prod", "web", 10);
+        m.migration_gate_failure("prod", "web", "healthy-targets");
+        m.migration_gate_failure("prod", "api", "healthy-targets");
+        m.remove_service("prod", "web");
+        let text = m.encode().unwrap();
+        let web: Vec<_> = samples(&text)
+            .into_iter()
+            .filter(|(_, l, _)| l.contains(&("service".to_owned(), "web".to_owned())))
+            .collect();
+        assert!(web.is_empty(), "{web:?}");
+        assert_eq!(
+            value(
+                &text,
+                "ecsync_service_drift",
+                &[("cluster", "prod"), ("service", "api")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "ecsync_migration_gate_failures_total",
+                &[
+                    ("cluster", "prod"),
+                    ("service", "api"),
+                    ("gate", "healthy-targets")
+                ]
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.set_service_drift("prod", "we\"b\\x", 1);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(r#"ecsync_service_drift{cluster="prod",service="we\"b\\x"} 1"#),
+            "{text}"
+        );
+    }
+}
