@@ -20,13 +20,25 @@ fn manifest(i: usize, net: &common::Network) -> String {
 
 fn calls(moto: &Moto, repo: &GitRepo, cache: &std::path::Path, command: &str) -> (u64, u64, f64) {
     let mut cmd = ecsync_with(moto);
-    cmd.args([command, "--repo", &repo.url(), "--output", "json", "--cache-dir"]).arg(cache);
+    cmd.args([
+        command,
+        "--repo",
+        &repo.url(),
+        "--output",
+        "json",
+        "--cache-dir",
+    ])
+    .arg(cache);
     let started = Instant::now();
     let out = cmd.output().expect("run ecsync");
     let secs = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("ecsync {command}: {e}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "ecsync {command}: {e}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     (
         v["awsCalls"]["total"].as_u64().unwrap_or(0),
         v["awsCalls"]["mutating"].as_u64().unwrap_or(0),
@@ -62,9 +74,19 @@ fn main() {
     println!("observe_calls: N = {n} services in 1 cluster");
     println!("| pass | AWS calls | mutating | lower bound | ratio | wall |");
     println!("|---|---|---|---|---|---|");
-    println!("| first apply (creates all) | {apply_calls} | {apply_mutating} | {} | {:.2} | {apply_secs:.1}s |", 2 * n + lower_bound, apply_calls as f64 / (2 * n + lower_bound) as f64);
-    println!("| no-drift diff | {diff_calls} | {diff_mutating} | {lower_bound} | {:.2} | {diff_secs:.1}s |", diff_calls as f64 / lower_bound as f64);
-    println!("constant per cluster: {} (DescribeClusters)", diff_calls as i64 - lower_bound as i64);
+    println!(
+        "| first apply (creates all) | {apply_calls} | {apply_mutating} | {} | {:.2} | {apply_secs:.1}s |",
+        2 * n + lower_bound,
+        apply_calls as f64 / (2 * n + lower_bound) as f64
+    );
+    println!(
+        "| no-drift diff | {diff_calls} | {diff_mutating} | {lower_bound} | {:.2} | {diff_secs:.1}s |",
+        diff_calls as f64 / lower_bound as f64
+    );
+    println!(
+        "constant per cluster: {} (DescribeClusters)",
+        diff_calls as i64 - lower_bound as i64
+    );
     assert_eq!(diff_mutating, 0, "a no-drift diff must not mutate");
     assert!(
         diff_calls as usize <= lower_bound + 1,

@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "ecsync", version, about = "GitOps reconciliation controller for Amazon ECS")]
+#[command(
+    name = "ecsync",
+    version,
+    about = "GitOps reconciliation controller for Amazon ECS"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

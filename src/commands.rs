@@ -12,7 +12,9 @@ use ecsync::manifest::{self, ManifestSet};
 use ecsync::metrics::Metrics;
 use ecsync::source::{GitConfig, GitSource, Snapshot, load_dir};
 
-use crate::cli::{ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Mode, Output, SourceArgs, ValidateArgs};
+use crate::cli::{
+    ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Mode, Output, SourceArgs, ValidateArgs,
+};
 use crate::render;
 
 pub const EXIT_OK: u8 = 0;
@@ -44,7 +46,9 @@ pub fn git_source(args: &SourceArgs) -> Result<GitSource> {
                 .trim()
                 .to_string(),
         ),
-        None => std::env::var("ECSYNC_GIT_TOKEN").ok().filter(|t| !t.is_empty()),
+        None => std::env::var("ECSYNC_GIT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     Ok(GitSource::new(GitConfig {
         repo: args.repo.clone(),
@@ -83,7 +87,11 @@ pub fn load_snapshot(snapshot: &Snapshot, path: Option<&str>) -> Result<Manifest
     Ok(set)
 }
 
-pub async fn clients(args: &AwsArgs, metrics: Arc<Metrics>, read_only: bool) -> (Clients, Arc<CallCounts>) {
+pub async fn clients(
+    args: &AwsArgs,
+    metrics: Arc<Metrics>,
+    read_only: bool,
+) -> (Clients, Arc<CallCounts>) {
     let sdk = aws::load_config(args.endpoint_url.as_deref()).await;
     let counts = Arc::new(CallCounts::default());
     let interceptor = ApiCallInterceptor::new(metrics, counts.clone(), read_only);
@@ -128,9 +136,13 @@ pub async fn diff(args: DiffArgs) -> Result<u8> {
 
 pub async fn apply(args: ApplyArgs) -> Result<u8> {
     let report_only = args.mode == Mode::Report;
-    let (set, report, counts) = one_pass(&args.source, &args.aws, report_only, args.dry_run).await?;
+    let (set, report, counts) =
+        one_pass(&args.source, &args.aws, report_only, args.dry_run).await?;
     match args.output {
-        Output::Text => print!("{}", render::apply_text(&set, &report, &counts, args.dry_run)),
+        Output::Text => print!(
+            "{}",
+            render::apply_text(&set, &report, &counts, args.dry_run)
+        ),
         Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
     }
     Ok(if report.has_errors() || !set.errors.is_empty() {
@@ -152,7 +164,8 @@ pub async fn import(args: ImportArgs) -> Result<u8> {
         match &args.out {
             Some(dir) => {
                 let path = dir.join(format!("{}.yaml", m.metadata.name));
-                std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
             None => print!("---\n{yaml}"),

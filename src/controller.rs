@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info_span, warn};
 
-use crate::aws::apply::{ApplyContext, Applied, apply_service};
+use crate::aws::apply::{Applied, ApplyContext, apply_service};
 use crate::aws::observe::{Scope, TaskDefinitionCache, observe};
 use crate::aws::{AwsError, Clients};
 use crate::manifest::{DesiredService, ManifestSet};
@@ -50,7 +50,9 @@ impl PassReport {
         self.error.is_some() || self.services.iter().any(|s| s.state == SyncState::Error)
     }
     pub fn drifted(&self) -> impl Iterator<Item = &ServiceOutcome> {
-        self.services.iter().filter(|s| !s.plan.in_sync() && s.plan.held.is_none())
+        self.services
+            .iter()
+            .filter(|s| !s.plan.in_sync() && s.plan.held.is_none())
     }
 }
 
@@ -123,7 +125,8 @@ impl Reconciler {
                     };
                     let mut applied = Applied::default();
                     let result =
-                        apply_service(&clients, &d, &plan, live_arn.as_deref(), &ctx, &mut applied).await;
+                        apply_service(&clients, &d, &plan, live_arn.as_deref(), &ctx, &mut applied)
+                            .await;
                     for action in &applied.done {
                         metrics.action(action, "ok");
                     }
@@ -149,7 +152,11 @@ impl Reconciler {
     }
 }
 
-fn outcome(plan: ServicePlan, applied: Option<Applied>, result: Result<(), AwsError>) -> ServiceOutcome {
+fn outcome(
+    plan: ServicePlan,
+    applied: Option<Applied>,
+    result: Result<(), AwsError>,
+) -> ServiceOutcome {
     let done = applied.map(|a| a.done).unwrap_or_default();
     let error = plan
         .error

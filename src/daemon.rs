@@ -13,7 +13,9 @@ use ecsync::controller::{PassReport, Reconciler};
 use ecsync::http::{self, HttpState, WebhookConfig};
 use ecsync::manifest::ManifestSet;
 use ecsync::metrics::Metrics;
-use ecsync::status::{FieldDrift, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState};
+use ecsync::status::{
+    FieldDrift, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState,
+};
 
 use crate::cli::{Mode, RunArgs};
 use crate::commands;
@@ -26,11 +28,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(8);
 pub async fn run(args: RunArgs) -> Result<u8> {
     let report_only = args.mode == Mode::Report;
     let metrics = Arc::new(Metrics::new());
-    let status: SharedStatus = Arc::new(std::sync::RwLock::new(StatusSnapshot::new(if report_only {
-        "report"
-    } else {
-        "auto"
-    })));
+    let status: SharedStatus = Arc::new(std::sync::RwLock::new(StatusSnapshot::new(
+        if report_only { "report" } else { "auto" },
+    )));
     let ready = Arc::new(AtomicBool::new(false));
     let trigger = Arc::new(Notify::new());
     let webhook = match &args.webhook_secret_file {
@@ -147,7 +147,12 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             {
                 requeue = requeue.min(PROGRESS_REQUEUE);
             }
-            info!(pass_id, result, elapsed_ms = elapsed.as_millis() as u64, "pass finished");
+            info!(
+                pass_id,
+                result,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "pass finished"
+            );
             let snapshot = status_snapshot(
                 &report,
                 set,
@@ -214,7 +219,11 @@ fn record_services(metrics: &Metrics, report: &PassReport) {
         if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
             c.1 += 1;
         }
-        metrics.set_service_drift(&o.plan.key.cluster, &o.plan.key.name, o.plan.drift.len() as i64);
+        metrics.set_service_drift(
+            &o.plan.key.cluster,
+            &o.plan.key.name,
+            o.plan.drift.len() as i64,
+        );
     }
     metrics.set_service_states(&counts);
 }
@@ -258,15 +267,10 @@ fn status_snapshot(
                 .collect(),
             actions: o.done.iter().map(|s| s.to_string()).collect(),
             last_error: o.error.clone().or_else(|| report.error.clone()),
-            message: o
-                .plan
-                .held
-                .clone()
-                .or_else(|| {
-                    (!o.plan.replace.is_empty()).then(|| {
-                        format!("needs replacement: {}", o.plan.replace.join(", "))
-                    })
-                }),
+            message: o.plan.held.clone().or_else(|| {
+                (!o.plan.replace.is_empty())
+                    .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
+            }),
             migration: None,
         })
         .collect();

@@ -58,7 +58,12 @@ fn walk(path: String, desired: &Value, live: &Value, out: &mut Vec<FieldDiff>) {
     }
 }
 
-fn walk_objects(path: &str, d: &Map<String, Value>, l: &Map<String, Value>, out: &mut Vec<FieldDiff>) {
+fn walk_objects(
+    path: &str,
+    d: &Map<String, Value>,
+    l: &Map<String, Value>,
+    out: &mut Vec<FieldDiff>,
+) {
     let mut keys: Vec<&String> = d.keys().chain(l.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -138,8 +143,16 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                FieldDiff { path: "desiredCount".into(), desired: json!(2), live: json!(3) },
-                FieldDiff { path: "net.subnets[1]".into(), desired: json!("b"), live: json!("c") },
+                FieldDiff {
+                    path: "desiredCount".into(),
+                    desired: json!(2),
+                    live: json!(3)
+                },
+                FieldDiff {
+                    path: "net.subnets[1]".into(),
+                    desired: json!("b"),
+                    live: json!("c")
+                },
             ]
         );
     }
@@ -152,8 +165,16 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                FieldDiff { path: "c.env[A]".into(), desired: json!({"name": "A", "value": "1"}), live: Value::Null },
-                FieldDiff { path: "c.env[B].value".into(), desired: json!("2"), live: json!("3") },
+                FieldDiff {
+                    path: "c.env[A]".into(),
+                    desired: json!({"name": "A", "value": "1"}),
+                    live: Value::Null
+                },
+                FieldDiff {
+                    path: "c.env[B].value".into(),
+                    desired: json!("2"),
+                    live: json!("3")
+                },
             ]
         );
     }
@@ -172,6 +193,12 @@ mod tests {
             a: Option<i32>,
             b: Vec<Option<i32>>,
         }
-        assert_eq!(to_clean_value(&S { a: None, b: vec![None] }), json!({"b": [null]}));
+        assert_eq!(
+            to_clean_value(&S {
+                a: None,
+                b: vec![None]
+            }),
+            json!({"b": [null]})
+        );
     }
 }

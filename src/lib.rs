@@ -13,8 +13,8 @@ pub mod tags;
 
 pub mod aws;
 pub mod controller;
-pub mod interceptor;
 pub mod http;
+pub mod interceptor;
 pub mod metrics;
 pub mod source;
 pub mod status;

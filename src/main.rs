@@ -11,7 +11,10 @@ use cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, matches!(cli.command, Command::Run(_) | Command::Apply(_)));
+    init_logging(
+        cli.log_format,
+        matches!(cli.command, Command::Run(_) | Command::Apply(_)),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,7 +53,11 @@ fn init_logging(format: LogFormat, verbose: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }

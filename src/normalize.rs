@@ -126,7 +126,8 @@ fn normalize_awsvpc(vpc: &mut AwsVpcConfiguration) {
         sgs.dedup();
     }
     vpc.security_groups = none_if_empty(vpc.security_groups.take());
-    vpc.assign_public_ip.get_or_insert_with(|| "DISABLED".into());
+    vpc.assign_public_ip
+        .get_or_insert_with(|| "DISABLED".into());
 }
 
 pub fn normalize_task_definition(td: &mut TaskDefinition) {

@@ -18,7 +18,10 @@ pub enum LiveTaskDefinition {
     /// so it need not be described again.
     Hash(String),
     /// Described from AWS and normalised.
-    Described { spec: Box<TaskDefinition>, hash: String },
+    Described {
+        spec: Box<TaskDefinition>,
+        hash: String,
+    },
     /// Neither: it must be described before it can be compared.
     Unknown,
 }
@@ -111,12 +114,20 @@ pub const IMMUTABLE_FIELDS: [&str; 2] = ["launchType", "schedulingStrategy"];
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
     /// Register the desired task definition; later steps use its ARN.
-    RegisterTaskDefinition { family: String },
+    RegisterTaskDefinition {
+        family: String,
+    },
     CreateService,
-    UpdateService { fields: BTreeSet<UpdateField> },
+    UpdateService {
+        fields: BTreeSet<UpdateField>,
+    },
     /// Set these tags (user tags and ecsync's own bookkeeping).
-    TagService { tags: BTreeMap<String, String> },
-    UntagService { keys: Vec<String> },
+    TagService {
+        tags: BTreeMap<String, String>,
+    },
+    UntagService {
+        keys: Vec<String>,
+    },
 }
 
 impl Action {
@@ -213,7 +224,11 @@ fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Va
 }
 
 /// Drift of one desired service against its live counterpart.
-pub fn service_drift(desired_spec: &ServiceSpec, desired_hash: &str, live: &LiveService) -> Vec<FieldDiff> {
+pub fn service_drift(
+    desired_spec: &ServiceSpec,
+    desired_hash: &str,
+    live: &LiveService,
+) -> Vec<FieldDiff> {
     let count_owned = desired_spec.desired_count.is_some();
     let mut drift = diff_values(
         "",
@@ -230,7 +245,10 @@ pub fn service_drift(desired_spec: &ServiceSpec, desired_hash: &str, live: &Live
         )),
         _ => drift.push(FieldDiff {
             path: "taskDefinition".into(),
-            desired: serde_json::Value::String(format!("{} (content {desired_hash})", desired_spec.task_definition.family)),
+            desired: serde_json::Value::String(format!(
+                "{} (content {desired_hash})",
+                desired_spec.task_definition.family
+            )),
             live: serde_json::Value::String(live.task_definition_arn.clone()),
         }),
     }
@@ -342,7 +360,9 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
         let stale: Vec<String> = live
             .tags
             .keys()
-            .filter(|k| !crate::normalize::is_reserved_tag(k) && !desired_spec.tags.contains_key(*k))
+            .filter(|k| {
+                !crate::normalize::is_reserved_tag(k) && !desired_spec.tags.contains_key(*k)
+            })
             .cloned()
             .collect();
         if !stale.is_empty() {
@@ -386,7 +406,10 @@ pub fn plan_all(
         plans.push(ServicePlan {
             key: key.clone(),
             source: None,
-            exists: observed.services.get(key).is_some_and(LiveService::is_active),
+            exists: observed
+                .services
+                .get(key)
+                .is_some_and(LiveService::is_active),
             drift: Vec::new(),
             actions: Vec::new(),
             replace: Vec::new(),

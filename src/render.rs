@@ -92,13 +92,22 @@ pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
     out
 }
 
-pub fn apply_text(set: &ManifestSet, report: &PassReport, counts: &CallCounts, dry_run: bool) -> String {
+pub fn apply_text(
+    set: &ManifestSet,
+    report: &PassReport,
+    counts: &CallCounts,
+    dry_run: bool,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "revision {}{}",
         short(&report.revision),
-        if dry_run { " (dry run: nothing is changed)" } else { "" }
+        if dry_run {
+            " (dry run: nothing is changed)"
+        } else {
+            ""
+        }
     );
     manifest_errors(&mut out, set);
     if let Some(e) = &report.error {
@@ -119,7 +128,11 @@ pub fn apply_text(set: &ManifestSet, report: &PassReport, counts: &CallCounts, d
             }
         }
     }
-    let changed = report.services.iter().filter(|o| !o.done.is_empty()).count();
+    let changed = report
+        .services
+        .iter()
+        .filter(|o| !o.done.is_empty())
+        .count();
     let errors = report
         .services
         .iter()
@@ -166,7 +179,8 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
         "services": services,
     });
     if let Some(c) = counts {
-        v["awsCalls"] = json!({"total": c.total(), "mutating": c.mutating(), "throttled": c.throttled()});
+        v["awsCalls"] =
+            json!({"total": c.total(), "mutating": c.mutating(), "throttled": c.throttled()});
     }
     v
 }

@@ -19,7 +19,8 @@ const MAX_TAG_VALUE: usize = 256;
 
 /// `family:revision` from a task definition ARN (or the string itself).
 pub fn family_revision(arn: &str) -> &str {
-    arn.rsplit_once("task-definition/").map_or(arn, |(_, fr)| fr)
+    arn.rsplit_once("task-definition/")
+        .map_or(arn, |(_, fr)| fr)
 }
 
 /// The value of the [`TASK_DEFINITION`] tag, if it fits in a tag.

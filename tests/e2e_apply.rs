@@ -25,7 +25,11 @@ fn run(mut cmd: Command) -> Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -42,7 +46,14 @@ fn json_of(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
 }
 
-fn service_yaml(name: &str, cluster: &str, net: &Network, image: &str, env_value: &str, count: i32) -> String {
+fn service_yaml(
+    name: &str,
+    cluster: &str,
+    net: &Network,
+    image: &str,
+    env_value: &str,
+    count: i32,
+) -> String {
     format!(
         r#"apiVersion: ecsync.io/v1alpha1
 kind: Service
@@ -83,7 +94,10 @@ async fn fleet(moto: &Moto) -> (GitRepo, Network) {
     moto.create_cluster("beta").await;
     let net = moto.default_network().await;
     let repo = GitRepo::new();
-    repo.write("services/web.yaml", &service_yaml("web", "alpha", &net, "nginx:1.27", "a", 2));
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "alpha", &net, "nginx:1.27", "a", 2),
+    );
     repo.write(
         "services/more.yaml",
         &format!(
@@ -114,7 +128,12 @@ async fn apply_creates_then_converges_then_diff_is_clean() {
     let (repo, _net) = fleet(&moto).await;
     let cache = tempfile::tempdir().unwrap();
 
-    let first = run(ecsync_cmd(&moto, &repo, &cache, &["apply", "--output", "json"]));
+    let first = run(ecsync_cmd(
+        &moto,
+        &repo,
+        &cache,
+        &["apply", "--output", "json"],
+    ));
     assert_eq!(first.code, 0, "{first}");
     let report = json_of(&first);
     assert_eq!(report["revision"], repo.head().as_str());
@@ -122,7 +141,14 @@ async fn apply_creates_then_converges_then_diff_is_clean() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{}/{}:{}", s["cluster"].as_str().unwrap(), s["service"].as_str().unwrap(), s["done"]))
+        .map(|s| {
+            format!(
+                "{}/{}:{}",
+                s["cluster"].as_str().unwrap(),
+                s["service"].as_str().unwrap(),
+                s["done"]
+            )
+        })
         .collect();
     assert_eq!(
         done,
@@ -149,22 +175,39 @@ async fn apply_creates_then_converges_then_diff_is_clean() {
         .iter()
         .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
         .collect();
-    assert_eq!(tags.get("ecsync.io/managed-by").map(String::as_str), Some("ecsync"));
+    assert_eq!(
+        tags.get("ecsync.io/managed-by").map(String::as_str),
+        Some("ecsync")
+    );
     assert_eq!(tags.get("ecsync.io/revision"), Some(&repo.head()));
-    assert_eq!(tags.get("ecsync.io/source").map(String::as_str), Some("services/web.yaml"));
+    assert_eq!(
+        tags.get("ecsync.io/source").map(String::as_str),
+        Some("services/web.yaml")
+    );
     assert_eq!(tags.get("team").map(String::as_str), Some("platform"));
 
-    let second = run(ecsync_cmd(&moto, &repo, &cache, &["apply", "--output", "json"]));
+    let second = run(ecsync_cmd(
+        &moto,
+        &repo,
+        &cache,
+        &["apply", "--output", "json"],
+    ));
     assert_eq!(second.code, 0, "{second}");
     let report = json_of(&second);
-    assert_eq!(report["awsCalls"]["mutating"], 0, "second apply must not mutate:\n{second}");
+    assert_eq!(
+        report["awsCalls"]["mutating"], 0,
+        "second apply must not mutate:\n{second}"
+    );
     // Lower bound: DescribeClusters, one ListServices page and one DescribeServices
     // batch per cluster; task definitions are known from tags, not described.
     assert_eq!(report["awsCalls"]["total"], 5, "{second}");
 
     let diff = run(ecsync_cmd(&moto, &repo, &cache, &["diff"]));
     assert_eq!(diff.code, 0, "{diff}");
-    assert!(diff.stdout.contains("3 services, 3 in sync, 0 drifted"), "{diff}");
+    assert!(
+        diff.stdout.contains("3 services, 3 in sync, 0 drifted"),
+        "{diff}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,8 +231,14 @@ async fn hand_changes_show_as_drift_and_apply_reverts_them() {
     let mut container = td.container_definitions()[0].clone();
     container.image = Some("nginx:1.26-hotfix".into());
     container.environment = Some(vec![
-        aws_sdk_ecs::types::KeyValuePair::builder().name("MODE").value("z").build(),
-        aws_sdk_ecs::types::KeyValuePair::builder().name("LOG_LEVEL").value("info").build(),
+        aws_sdk_ecs::types::KeyValuePair::builder()
+            .name("MODE")
+            .value("z")
+            .build(),
+        aws_sdk_ecs::types::KeyValuePair::builder()
+            .name("LOG_LEVEL")
+            .value("info")
+            .build(),
     ]);
     let registered = ecs
         .register_task_definition()
@@ -202,7 +251,12 @@ async fn hand_changes_show_as_drift_and_apply_reverts_them() {
         .send()
         .await
         .unwrap();
-    let hand_arn = registered.task_definition().unwrap().task_definition_arn().unwrap().to_string();
+    let hand_arn = registered
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
     ecs.update_service()
         .cluster("alpha")
         .service("web")
@@ -212,7 +266,12 @@ async fn hand_changes_show_as_drift_and_apply_reverts_them() {
         .await
         .unwrap();
 
-    let diff = run(ecsync_cmd(&moto, &repo, &cache, &["diff", "--output", "json"]));
+    let diff = run(ecsync_cmd(
+        &moto,
+        &repo,
+        &cache,
+        &["diff", "--output", "json"],
+    ));
     assert_eq!(diff.code, 2, "{diff}");
     let report = json_of(&diff);
     let web = report["services"]
@@ -225,22 +284,45 @@ async fn hand_changes_show_as_drift_and_apply_reverts_them() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["path"].as_str().unwrap().to_string(), d["desired"].clone(), d["live"].clone()))
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_string(),
+                d["desired"].clone(),
+                d["live"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         drift,
         vec![
             ("desiredCount".into(), 2.into(), 5.into()),
-            ("taskDefinition.containerDefinitions[app].environment[MODE].value".into(), "a".into(), "z".into()),
-            ("taskDefinition.containerDefinitions[app].image".into(), "nginx:1.27".into(), "nginx:1.26-hotfix".into()),
+            (
+                "taskDefinition.containerDefinitions[app].environment[MODE].value".into(),
+                "a".into(),
+                "z".into()
+            ),
+            (
+                "taskDefinition.containerDefinitions[app].image".into(),
+                "nginx:1.27".into(),
+                "nginx:1.26-hotfix".into()
+            ),
         ]
     );
     let text = run(ecsync_cmd(&moto, &repo, &cache, &["diff"]));
     assert_eq!(text.code, 2, "{text}");
-    assert!(text.stdout.contains("taskDefinition.containerDefinitions[app].image"), "{text}");
+    assert!(
+        text.stdout
+            .contains("taskDefinition.containerDefinitions[app].image"),
+        "{text}"
+    );
     assert!(text.stdout.contains("git:  \"nginx:1.27\""), "{text}");
 
-    let fix = run(ecsync_cmd(&moto, &repo, &cache, &["apply", "--output", "json"]));
+    let fix = run(ecsync_cmd(
+        &moto,
+        &repo,
+        &cache,
+        &["apply", "--output", "json"],
+    ));
     assert_eq!(fix.code, 0, "{fix}");
     // One hand-made revision plus at most one new one from ecsync.
     assert_eq!(task_definition_revisions(&moto, "web").await, 3);
@@ -260,15 +342,27 @@ async fn dry_run_and_report_mode_make_no_mutating_call() {
         assert_eq!(r.code, 0, "{r}");
         assert_eq!(json_of(&r)["awsCalls"]["mutating"], 0, "{r}");
     }
-    let listed = moto.ecs().list_services().cluster("alpha").send().await.unwrap();
-    assert!(listed.service_arns().is_empty(), "nothing may have been created");
+    let listed = moto
+        .ecs()
+        .list_services()
+        .cluster("alpha")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.service_arns().is_empty(),
+        "nothing may have been created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_manifest_holds_only_its_services() {
     let moto = Moto::start();
     let (repo, _net) = fleet(&moto).await;
-    repo.write("services/broken.yaml", "apiVersion: ecsync.io/v1alpha1\nkind: Service\nmetadata:\n  name: bad\n  colour: blue\n");
+    repo.write(
+        "services/broken.yaml",
+        "apiVersion: ecsync.io/v1alpha1\nkind: Service\nmetadata:\n  name: bad\n  colour: blue\n",
+    );
     repo.commit("a broken manifest");
     let cache = tempfile::tempdir().unwrap();
 
@@ -276,14 +370,33 @@ async fn broken_manifest_holds_only_its_services() {
     validate.arg("validate").arg(repo.path().join("services"));
     let v = run(validate);
     assert_eq!(v.code, 1, "{v}");
-    assert!(v.stdout.contains("broken.yaml:5:3: unknown field `colour`"), "{v}");
+    assert!(
+        v.stdout.contains("broken.yaml:5:3: unknown field `colour`"),
+        "{v}"
+    );
 
     let apply = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
     assert_eq!(apply.code, 1, "{apply}");
     assert!(apply.stdout.contains("services/broken.yaml:5:3"), "{apply}");
-    let alpha = moto.ecs().list_services().cluster("alpha").send().await.unwrap();
-    let beta = moto.ecs().list_services().cluster("beta").send().await.unwrap();
-    assert_eq!(alpha.service_arns().len() + beta.service_arns().len(), 3, "{apply}");
+    let alpha = moto
+        .ecs()
+        .list_services()
+        .cluster("alpha")
+        .send()
+        .await
+        .unwrap();
+    let beta = moto
+        .ecs()
+        .list_services()
+        .cluster("beta")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alpha.service_arns().len() + beta.service_arns().len(),
+        3,
+        "{apply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -304,8 +417,17 @@ async fn import_writes_manifests_that_validate_and_diff_clean() {
             aws_sdk_ecs::types::ContainerDefinition::builder()
                 .name("shop")
                 .image("shop:7")
-                .port_mappings(aws_sdk_ecs::types::PortMapping::builder().container_port(80).build())
-                .environment(aws_sdk_ecs::types::KeyValuePair::builder().name("X").value("1").build())
+                .port_mappings(
+                    aws_sdk_ecs::types::PortMapping::builder()
+                        .container_port(80)
+                        .build(),
+                )
+                .environment(
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name("X")
+                        .value("1")
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -335,7 +457,12 @@ async fn import_writes_manifests_that_validate_and_diff_clean() {
                 .container_port(80)
                 .build(),
         )
-        .tags(aws_sdk_ecs::types::Tag::builder().key("team").value("retail").build())
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("team")
+                .value("retail")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -343,7 +470,9 @@ async fn import_writes_manifests_that_validate_and_diff_clean() {
     let repo = GitRepo::new();
     let out_dir = repo.path().join("services");
     let mut import = ecsync_with(&moto);
-    import.args(["import", "--cluster", "legacy", "--out"]).arg(&out_dir);
+    import
+        .args(["import", "--cluster", "legacy", "--out"])
+        .arg(&out_dir);
     let i = run(import);
     assert_eq!(i.code, 0, "{i}");
     let yaml = std::fs::read_to_string(out_dir.join("shop.yaml")).expect("shop.yaml written");
@@ -357,7 +486,10 @@ async fn import_writes_manifests_that_validate_and_diff_clean() {
     repo.commit("imported");
     let cache = tempfile::tempdir().unwrap();
     let diff = run(ecsync_cmd(&moto, &repo, &cache, &["diff"]));
-    assert_eq!(diff.code, 0, "imported manifests must diff clean:\n{diff}\n{yaml}");
+    assert_eq!(
+        diff.code, 0,
+        "imported manifests must diff clean:\n{diff}\n{yaml}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -394,8 +526,18 @@ async fn bad_input_fails_clearly() {
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains("cluster \"nowhere\" not found"), "{r}");
     assert!(r.stdout.contains("target group \"nope\" not found"), "{r}");
-    let alpha = moto.ecs().list_services().cluster("alpha").send().await.unwrap();
-    assert_eq!(alpha.service_arns().len(), 2, "the valid services still converge:\n{r}");
+    let alpha = moto
+        .ecs()
+        .list_services()
+        .cluster("alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alpha.service_arns().len(),
+        2,
+        "the valid services still converge:\n{r}"
+    );
 
     let mut empty = GitRepo::new();
     empty.write("services/.keep", "");

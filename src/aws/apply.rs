@@ -47,12 +47,19 @@ pub async fn apply_service(
             Action::RegisterTaskDefinition { family } => {
                 let td_tags = BTreeMap::from([
                     (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
-                    (tags::SPEC_HASH.to_string(), desired.task_definition_hash.clone()),
+                    (
+                        tags::SPEC_HASH.to_string(),
+                        desired.task_definition_hash.clone(),
+                    ),
                 ]);
-                let out = convert::register_task_definition(&clients.ecs, &spec.task_definition, &td_tags)?
-                    .send()
-                    .await
-                    .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
+                let out = convert::register_task_definition(
+                    &clients.ecs,
+                    &spec.task_definition,
+                    &td_tags,
+                )?
+                .send()
+                .await
+                .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
                 let arn = out
                     .task_definition()
                     .and_then(|td| td.task_definition_arn())
@@ -79,7 +86,9 @@ pub async fn apply_service(
                     .task_definition(&td)
                     .set_desired_count(Some(spec.desired_count.unwrap_or(1)))
                     .set_launch_type(
-                        spec.launch_type.as_deref().map(aws_sdk_ecs::types::LaunchType::from),
+                        spec.launch_type
+                            .as_deref()
+                            .map(aws_sdk_ecs::types::LaunchType::from),
                     )
                     .set_capacity_provider_strategy(convert::capacity_provider_strategy(&spec)?)
                     .set_platform_version(spec.platform_version.clone())
@@ -95,7 +104,9 @@ pub async fn apply_service(
                     .set_enable_execute_command(spec.enable_execute_command)
                     .set_enable_ecs_managed_tags(spec.enable_ecs_managed_tags)
                     .set_propagate_tags(
-                        spec.propagate_tags.as_deref().map(aws_sdk_ecs::types::PropagateTags::from),
+                        spec.propagate_tags
+                            .as_deref()
+                            .map(aws_sdk_ecs::types::PropagateTags::from),
                     )
                     .set_placement_constraints(convert::placement_constraints(&spec))
                     .set_placement_strategy(convert::placement_strategy(&spec))
@@ -122,10 +133,9 @@ pub async fn apply_service(
                             b.set_task_definition(applied.task_definition_arn.clone())
                         }
                         UpdateField::DesiredCount => b.set_desired_count(spec.desired_count),
-                        UpdateField::CapacityProviderStrategy => b
-                            .set_capacity_provider_strategy(Some(
-                                convert::capacity_provider_strategy(&spec)?.unwrap_or_default(),
-                            )),
+                        UpdateField::CapacityProviderStrategy => b.set_capacity_provider_strategy(
+                            Some(convert::capacity_provider_strategy(&spec)?.unwrap_or_default()),
+                        ),
                         UpdateField::PlatformVersion => {
                             b.set_platform_version(spec.platform_version.clone())
                         }
@@ -148,11 +158,11 @@ pub async fn apply_service(
                         UpdateField::EnableEcsManagedTags => {
                             b.enable_ecs_managed_tags(spec.enable_ecs_managed_tags.unwrap_or(false))
                         }
-                        UpdateField::PropagateTags => b.propagate_tags(
-                            aws_sdk_ecs::types::PropagateTags::from(
+                        UpdateField::PropagateTags => {
+                            b.propagate_tags(aws_sdk_ecs::types::PropagateTags::from(
                                 spec.propagate_tags.as_deref().unwrap_or("NONE"),
-                            ),
-                        ),
+                            ))
+                        }
                         UpdateField::PlacementConstraints => b.set_placement_constraints(Some(
                             convert::placement_constraints(&spec).unwrap_or_default(),
                         )),

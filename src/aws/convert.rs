@@ -32,8 +32,14 @@ pub fn task_definition_from_sdk(td: &ecs::TaskDefinition) -> TaskDefinition {
         network_mode: td.network_mode().map(|m| m.as_str().to_string()),
         cpu: td.cpu().map(str::to_string),
         memory: td.memory().map(str::to_string),
-        requires_compatibilities: vec_or_none(td.requires_compatibilities(), |c| c.as_str().to_string()),
-        container_definitions: td.container_definitions().iter().map(container_from_sdk).collect(),
+        requires_compatibilities: vec_or_none(td.requires_compatibilities(), |c| {
+            c.as_str().to_string()
+        }),
+        container_definitions: td
+            .container_definitions()
+            .iter()
+            .map(container_from_sdk)
+            .collect(),
         volumes: vec_or_none(td.volumes(), |v| Volume {
             name: v.name().unwrap_or_default().to_string(),
             host: v.host().map(|h| HostVolume {
@@ -145,27 +151,35 @@ pub fn service_spec_from_sdk(s: &ecs::Service, cluster: &str) -> ServiceSpec {
             container_name: lb.container_name().unwrap_or_default().to_string(),
             container_port: lb.container_port().unwrap_or_default(),
         }),
-        deployment_configuration: s.deployment_configuration().map(|dc| DeploymentConfiguration {
-            maximum_percent: dc.maximum_percent(),
-            minimum_healthy_percent: dc.minimum_healthy_percent(),
-            deployment_circuit_breaker: dc.deployment_circuit_breaker().map(|cb| {
-                DeploymentCircuitBreaker {
-                    enable: cb.enable(),
-                    rollback: cb.rollback(),
-                }
+        deployment_configuration: s
+            .deployment_configuration()
+            .map(|dc| DeploymentConfiguration {
+                maximum_percent: dc.maximum_percent(),
+                minimum_healthy_percent: dc.minimum_healthy_percent(),
+                deployment_circuit_breaker: dc.deployment_circuit_breaker().map(|cb| {
+                    DeploymentCircuitBreaker {
+                        enable: cb.enable(),
+                        rollback: cb.rollback(),
+                    }
+                }),
             }),
-        }),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
         scheduling_strategy: s.scheduling_strategy().map(|x| x.as_str().to_string()),
         enable_execute_command: Some(s.enable_execute_command()),
         enable_ecs_managed_tags: Some(s.enable_ecs_managed_tags()),
         propagate_tags: s.propagate_tags().map(|p| p.as_str().to_string()),
         placement_constraints: vec_or_none(s.placement_constraints(), |p| PlacementConstraint {
-            kind: p.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            kind: p
+                .r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             expression: p.expression().map(str::to_string),
         }),
         placement_strategy: vec_or_none(s.placement_strategy(), |p| PlacementStrategy {
-            kind: p.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            kind: p
+                .r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             field: p.field().map(str::to_string),
         }),
         tags: tags_from_sdk(s.tags()),
@@ -175,7 +189,12 @@ pub fn service_spec_from_sdk(s: &ecs::Service, cluster: &str) -> ServiceSpec {
 
 pub fn tags_from_sdk(tags: &[ecs::Tag]) -> BTreeMap<String, String> {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -189,7 +208,10 @@ pub struct InputError {
     source: aws_sdk_ecs::error::BuildError,
 }
 
-fn input<T>(what: &'static str, r: Result<T, aws_sdk_ecs::error::BuildError>) -> Result<T, InputError> {
+fn input<T>(
+    what: &'static str,
+    r: Result<T, aws_sdk_ecs::error::BuildError>,
+) -> Result<T, InputError> {
     r.map_err(|source| InputError { what, source })
 }
 
@@ -202,7 +224,10 @@ pub fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<ecs::Tag> {
 fn sdk_secret(s: &Secret) -> Result<ecs::Secret, InputError> {
     input(
         "secret",
-        ecs::Secret::builder().name(&s.name).value_from(&s.value_from).build(),
+        ecs::Secret::builder()
+            .name(&s.name)
+            .value_from(&s.value_from)
+            .build(),
     )
 }
 
@@ -210,7 +235,10 @@ pub fn register_task_definition(
     client: &aws_sdk_ecs::Client,
     td: &TaskDefinition,
     tags: &BTreeMap<String, String>,
-) -> Result<aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder, InputError> {
+) -> Result<
+    aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder,
+    InputError,
+> {
     let mut b = client
         .register_task_definition()
         .family(&td.family)
@@ -219,11 +247,11 @@ pub fn register_task_definition(
         .set_network_mode(td.network_mode.as_deref().map(ecs::NetworkMode::from))
         .set_cpu(td.cpu.clone())
         .set_memory(td.memory.clone())
-        .set_requires_compatibilities(
-            td.requires_compatibilities
-                .as_ref()
-                .map(|v| v.iter().map(|c| ecs::Compatibility::from(c.as_str())).collect()),
-        )
+        .set_requires_compatibilities(td.requires_compatibilities.as_ref().map(|v| {
+            v.iter()
+                .map(|c| ecs::Compatibility::from(c.as_str()))
+                .collect()
+        }))
         .set_pid_mode(td.pid_mode.as_deref().map(ecs::PidMode::from))
         .set_ipc_mode(td.ipc_mode.as_deref().map(ecs::IpcMode::from))
         .set_tags(Some(sdk_tags(tags)));
@@ -245,9 +273,15 @@ pub fn register_task_definition(
     if let Some(rp) = &td.runtime_platform {
         b = b.runtime_platform(
             ecs::RuntimePlatform::builder()
-                .set_cpu_architecture(rp.cpu_architecture.as_deref().map(ecs::CpuArchitecture::from))
+                .set_cpu_architecture(
+                    rp.cpu_architecture
+                        .as_deref()
+                        .map(ecs::CpuArchitecture::from),
+                )
                 .set_operating_system_family(
-                    rp.operating_system_family.as_deref().map(ecs::OsFamily::from),
+                    rp.operating_system_family
+                        .as_deref()
+                        .map(ecs::OsFamily::from),
                 )
                 .build(),
         );
@@ -286,7 +320,11 @@ fn sdk_container(c: &ContainerDefinition) -> Result<ecs::ContainerDefinition, In
                 .set_host_port(pm.host_port)
                 .set_protocol(pm.protocol.as_deref().map(ecs::TransportProtocol::from))
                 .set_name(pm.name.clone())
-                .set_app_protocol(pm.app_protocol.as_deref().map(ecs::ApplicationProtocol::from))
+                .set_app_protocol(
+                    pm.app_protocol
+                        .as_deref()
+                        .map(ecs::ApplicationProtocol::from),
+                )
                 .build(),
         );
     }
@@ -361,7 +399,9 @@ fn sdk_container(c: &ContainerDefinition) -> Result<ecs::ContainerDefinition, In
     Ok(b.build())
 }
 
-pub fn network_configuration(spec: &ServiceSpec) -> Result<Option<ecs::NetworkConfiguration>, InputError> {
+pub fn network_configuration(
+    spec: &ServiceSpec,
+) -> Result<Option<ecs::NetworkConfiguration>, InputError> {
     let Some(vpc) = spec
         .network_configuration
         .as_ref()
@@ -374,7 +414,11 @@ pub fn network_configuration(spec: &ServiceSpec) -> Result<Option<ecs::NetworkCo
         ecs::AwsVpcConfiguration::builder()
             .set_subnets(Some(vpc.subnets.clone()))
             .set_security_groups(vpc.security_groups.clone())
-            .set_assign_public_ip(vpc.assign_public_ip.as_deref().map(ecs::AssignPublicIp::from))
+            .set_assign_public_ip(
+                vpc.assign_public_ip
+                    .as_deref()
+                    .map(ecs::AssignPublicIp::from),
+            )
             .build(),
     )?;
     Ok(Some(

@@ -101,7 +101,10 @@ where
                 },
             )
         }
-        _ => (None, aws_sdk_ecs::error::DisplayErrorContext(&err).to_string()),
+        _ => (
+            None,
+            aws_sdk_ecs::error::DisplayErrorContext(&err).to_string(),
+        ),
     };
     AwsError::Call {
         operation,

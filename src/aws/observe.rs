@@ -25,14 +25,17 @@ const DESCRIBE_TARGET_GROUPS_BATCH: usize = 20;
 /// trip ECS's per-account rate limits on their own.
 const READ_CONCURRENCY: usize = 8;
 
+/// A normalised task definition and its content hash.
+type Known = (Arc<TaskDefinition>, String);
+
 /// Normalised task definitions by ARN; valid forever because ARNs are immutable.
 #[derive(Clone, Default, Debug)]
 pub struct TaskDefinitionCache {
-    inner: Arc<Mutex<HashMap<String, (Arc<TaskDefinition>, String)>>>,
+    inner: Arc<Mutex<HashMap<String, Known>>>,
 }
 
 impl TaskDefinitionCache {
-    fn get(&self, arn: &str) -> Option<(Arc<TaskDefinition>, String)> {
+    fn get(&self, arn: &str) -> Option<Known> {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -238,7 +241,10 @@ async fn describe_unknown_task_definitions(
                 .send()
                 .await
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
-            Ok::<_, AwsError>((arn, out.task_definition().map(convert::task_definition_from_sdk)))
+            Ok::<_, AwsError>((
+                arn,
+                out.task_definition().map(convert::task_definition_from_sdk),
+            ))
         });
     }
     while let Some(joined) = tasks.join_next().await {

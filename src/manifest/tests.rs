@@ -52,20 +52,29 @@ fn parses_the_design_example() {
     let c = &svc.spec.task_definition.container_definitions[0];
     assert_eq!(c.essential, Some(true));
     let pm = &c.port_mappings.as_ref().unwrap()[0];
-    assert_eq!((pm.host_port, pm.protocol.as_deref()), (Some(80), Some("tcp")));
+    assert_eq!(
+        (pm.host_port, pm.protocol.as_deref()),
+        (Some(80), Some("tcp"))
+    );
     assert_eq!(svc.task_definition_hash.len(), 16);
 }
 
 #[test]
 fn unknown_field_names_field_line_and_column() {
-    let text = WEB.replace("        image: public", "        imag: x\n        image: public");
+    let text = WEB.replace(
+        "        image: public",
+        "        imag: x\n        image: public",
+    );
     let set = one("web.yaml", &text);
     assert_eq!(set.errors.len(), 1, "{:?}", rendered(&set));
     let e = &set.errors[0];
     assert_eq!((e.file.as_str(), e.line, e.column), ("web.yaml", 19, 9));
     assert!(e.message.contains("imag"), "{}", e.message);
     assert!(set.services.is_empty());
-    assert!(set.held.contains(&ServiceKey { cluster: "prod".into(), name: "web".into() }));
+    assert!(set.held.contains(&ServiceKey {
+        cluster: "prod".into(),
+        name: "web".into()
+    }));
 }
 
 #[test]
@@ -82,14 +91,20 @@ fn validation_errors_point_at_the_field() {
     let set = one("web.yaml", &text);
     assert_eq!(
         rendered(&set),
-        vec!["web.yaml:13:10: spec.taskDefinition.cpu: \"3 cores\" is not CPU units (e.g. \"256\" or \"0.25 vCPU\")"]
+        vec![
+            "web.yaml:13:10: spec.taskDefinition.cpu: \"3 cores\" is not CPU units (e.g. \"256\" or \"0.25 vCPU\")"
+        ]
     );
 }
 
 #[test]
 fn errors_in_later_documents_keep_file_line_numbers() {
-    let second = WEB.replace("name: web\n  annotations", "name: api\n  annotations")
-        .replace("containerPort: 80\n  deploymentConfiguration", "containerPort: 8080\n  deploymentConfiguration");
+    let second = WEB
+        .replace("name: web\n  annotations", "name: api\n  annotations")
+        .replace(
+            "containerPort: 80\n  deploymentConfiguration",
+            "containerPort: 8080\n  deploymentConfiguration",
+        );
     let text = format!("{WEB}---\n{second}");
     let set = one("all.yaml", &text);
     assert_eq!(set.services.len(), 1, "the valid document still loads");
@@ -107,7 +122,13 @@ fn syntax_error_holds_only_its_file() {
     assert_eq!(set.errors.len(), 1);
     assert_eq!(set.errors[0].file, "b.yaml");
     assert!(set.broken_files.contains("b.yaml"));
-    assert!(set.is_held(&ServiceKey { cluster: "x".into(), name: "y".into() }, Some("b.yaml")));
+    assert!(set.is_held(
+        &ServiceKey {
+            cluster: "x".into(),
+            name: "y".into()
+        },
+        Some("b.yaml")
+    ));
 }
 
 #[test]
@@ -127,10 +148,17 @@ fn migration_values_are_checked() {
     );
     let msgs = rendered(&one("web.yaml", &text));
     let joined = msgs.join("\n");
-    assert!(joined.contains("web.yaml:36:17: spec.migration.steps[1]: steps must be strictly ascending"), "{joined}");
+    assert!(
+        joined
+            .contains("web.yaml:36:17: spec.migration.steps[1]: steps must be strictly ascending"),
+        "{joined}"
+    );
     assert!(joined.contains("the last step must be 100"), "{joined}");
     assert!(joined.contains("spec.migration.stepInterval"), "{joined}");
-    assert!(joined.contains("empty selector would match every instance"), "{joined}");
+    assert!(
+        joined.contains("empty selector would match every instance"),
+        "{joined}"
+    );
 }
 
 #[test]
@@ -145,12 +173,17 @@ fn differently_written_definitions_normalise_to_the_same_value() {
     let (sa, sb) = (one("a.yaml", &a), one("b.yaml", &b));
     assert_eq!(rendered(&sb), Vec::<String>::new());
     assert_eq!(sa.services[0].spec, sb.services[0].spec);
-    assert_eq!(sa.services[0].task_definition_hash, sb.services[0].task_definition_hash);
+    assert_eq!(
+        sa.services[0].task_definition_hash,
+        sb.services[0].task_definition_hash
+    );
 }
 
 #[test]
 fn wrong_api_version_and_kind() {
-    let text = WEB.replace("ecsync.io/v1alpha1", "v1").replace("kind: Service", "kind: Deployment");
+    let text = WEB
+        .replace("ecsync.io/v1alpha1", "v1")
+        .replace("kind: Service", "kind: Deployment");
     let msgs = rendered(&one("x.yaml", &text));
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs[0].starts_with("x.yaml:1:13: apiVersion"), "{msgs:?}");

@@ -133,7 +133,10 @@ pub fn validate(m: &Manifest) -> Problems {
         ));
     }
     if is_fargate && (td.cpu.is_none() || td.memory.is_none()) {
-        p.push((td_path.clone(), "FARGATE needs task-level cpu and memory".into()));
+        p.push((
+            td_path.clone(),
+            "FARGATE needs task-level cpu and memory".into(),
+        ));
     }
     if network_mode == "awsvpc" {
         match s
@@ -157,7 +160,10 @@ pub fn validate(m: &Manifest) -> Problems {
 
     let containers = td_path.key("containerDefinitions");
     if td.container_definitions.is_empty() {
-        p.push((containers.clone(), "must list at least one container".into()));
+        p.push((
+            containers.clone(),
+            "must list at least one container".into(),
+        ));
     }
     let mut names = BTreeSet::new();
     for (i, c) in td.container_definitions.iter().enumerate() {
@@ -195,7 +201,10 @@ pub fn validate(m: &Manifest) -> Problems {
         {
             None => p.push((
                 lp.key("containerName"),
-                format!("no container named {:?} in the task definition", lb.container_name),
+                format!(
+                    "no container named {:?} in the task definition",
+                    lb.container_name
+                ),
             )),
             Some(c)
                 if !c
@@ -285,7 +294,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn is_ecs_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

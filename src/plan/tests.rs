@@ -65,7 +65,10 @@ fn tgs() -> BTreeMap<String, String> {
 }
 
 fn observed(live: Option<LiveService>) -> Observed {
-    let mut o = Observed { target_groups: tgs(), ..Default::default() };
+    let mut o = Observed {
+        target_groups: tgs(),
+        ..Default::default()
+    };
     if let Some(l) = live {
         o.services.insert(l.key.clone(), l);
     }
@@ -73,7 +76,11 @@ fn observed(live: Option<LiveService>) -> Observed {
 }
 
 fn ctx(report_only: bool) -> PlanContext<'static> {
-    PlanContext { controller_id: "ecsync", revision: "rev2", report_only }
+    PlanContext {
+        controller_id: "ecsync",
+        revision: "rev2",
+        report_only,
+    }
 }
 
 #[test]
@@ -91,7 +98,12 @@ fn missing_service_is_registered_then_created() {
     let plan = plan_service(&d, &observed(None), &ctx(false));
     assert_eq!(
         plan.actions,
-        vec![Action::RegisterTaskDefinition { family: "web".into() }, Action::CreateService]
+        vec![
+            Action::RegisterTaskDefinition {
+                family: "web".into()
+            },
+            Action::CreateService
+        ]
     );
     assert!(!plan.exists);
 }
@@ -104,10 +116,20 @@ fn desired_count_drift_updates_only_the_count() {
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     assert_eq!(plan.drift.len(), 1);
     assert_eq!(plan.drift[0].path, "desiredCount");
-    assert_eq!((plan.drift[0].desired.clone(), plan.drift[0].live.clone()), (2.into(), 5.into()));
-    assert_eq!(plan.actions[0], Action::UpdateService { fields: [UpdateField::DesiredCount].into() });
+    assert_eq!(
+        (plan.drift[0].desired.clone(), plan.drift[0].live.clone()),
+        (2.into(), 5.into())
+    );
+    assert_eq!(
+        plan.actions[0],
+        Action::UpdateService {
+            fields: [UpdateField::DesiredCount].into()
+        }
+    );
     match &plan.actions[1] {
-        Action::TagService { tags } => assert_eq!(tags.get(tags::REVISION).map(String::as_str), Some("rev2")),
+        Action::TagService { tags } => {
+            assert_eq!(tags.get(tags::REVISION).map(String::as_str), Some("rev2"))
+        }
         other => panic!("expected a revision tag, got {other:?}"),
     }
 }
@@ -130,13 +152,25 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
     let mut td = d.spec.task_definition.clone();
     td.container_definitions[0].image = "nginx:1.26".into();
     live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:4".into();
-    live.task_definition = LiveTaskDefinition::Described { spec: Box::new(td), hash: "other".into() };
+    live.task_definition = LiveTaskDefinition::Described {
+        spec: Box::new(td),
+        hash: "other".into(),
+    };
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     let paths: Vec<&str> = plan.drift.iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, vec!["taskDefinition.containerDefinitions[web].image"]);
-    let registers = plan.actions.iter().filter(|a| matches!(a, Action::RegisterTaskDefinition { .. })).count();
+    assert_eq!(
+        paths,
+        vec!["taskDefinition.containerDefinitions[web].image"]
+    );
+    let registers = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::RegisterTaskDefinition { .. }))
+        .count();
     assert_eq!(registers, 1);
-    assert!(plan.actions.contains(&Action::UpdateService { fields: [UpdateField::TaskDefinition].into() }));
+    assert!(plan.actions.contains(&Action::UpdateService {
+        fields: [UpdateField::TaskDefinition].into()
+    }));
 }
 
 #[test]
@@ -160,10 +194,17 @@ fn user_tags_are_set_and_stale_ones_removed_but_reserved_kept() {
     live.tags.insert("old".into(), "x".into());
     live.tags.remove("team");
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
-    assert!(plan.actions.contains(&Action::UntagService { keys: vec!["old".into()] }));
-    let Some(Action::TagService { tags: set }) = plan.actions.last() else { panic!("{:?}", plan.actions) };
+    assert!(plan.actions.contains(&Action::UntagService {
+        keys: vec!["old".into()]
+    }));
+    let Some(Action::TagService { tags: set }) = plan.actions.last() else {
+        panic!("{:?}", plan.actions)
+    };
     assert_eq!(set.get("team").map(String::as_str), Some("platform"));
-    assert!(!set.contains_key(tags::MANAGED_BY), "ownership tag already correct");
+    assert!(
+        !set.contains_key(tags::MANAGED_BY),
+        "ownership tag already correct"
+    );
 }
 
 #[test]
@@ -172,7 +213,10 @@ fn unknown_target_group_is_an_error_for_that_service_only() {
     let mut o = observed(None);
     o.target_groups.clear();
     let plan = plan_service(&d, &o, &ctx(false));
-    assert_eq!(plan.error.as_deref(), Some("target group \"web-ecs\" not found"));
+    assert_eq!(
+        plan.error.as_deref(),
+        Some("target group \"web-ecs\" not found")
+    );
     assert!(plan.actions.is_empty());
 }
 
@@ -182,7 +226,12 @@ fn missing_cluster_is_an_error() {
     let mut o = observed(None);
     o.missing_clusters.insert("prod".into());
     let plan = plan_service(&d, &o, &ctx(false));
-    assert!(plan.error.as_deref().unwrap().contains("cluster \"prod\" not found"));
+    assert!(
+        plan.error
+            .as_deref()
+            .unwrap()
+            .contains("cluster \"prod\" not found")
+    );
 }
 
 #[test]
@@ -200,6 +249,11 @@ fn adopting_an_unowned_service_tags_it_once() {
     live.tags.remove(tags::MANAGED_BY);
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     assert!(plan.drift.is_empty(), "ownership is not drift");
-    let Some(Action::TagService { tags: set }) = plan.actions.last() else { panic!() };
-    assert_eq!(set.get(tags::MANAGED_BY).map(String::as_str), Some("ecsync"));
+    let Some(Action::TagService { tags: set }) = plan.actions.last() else {
+        panic!()
+    };
+    assert_eq!(
+        set.get(tags::MANAGED_BY).map(String::as_str),
+        Some("ecsync")
+    );
 }
