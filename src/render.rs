@@ -179,8 +179,12 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
         "services": services,
     });
     if let Some(c) = counts {
-        v["awsCalls"] =
-            json!({"total": c.total(), "mutating": c.mutating(), "throttled": c.throttled()});
+        v["awsCalls"] = json!({
+            "total": c.total(),
+            "mutating": c.mutating(),
+            "throttled": c.throttled(),
+            "byOperation": c.by_operation(),
+        });
     }
     v
 }
