@@ -16,7 +16,7 @@
 #   ECSYNC_DEMO_PORT    moto's port (default 5555)
 #   ECSYNC_DEMO_NO_RUN  set to 1 to stop after seeding and keep moto up until Ctrl-C, to run
 #                       ecsync (or the aws CLI) by hand in another terminal
-#   CARGO_TARGET_DIR    where cargo builds (default: $HOME/.cache/ecsync-target if it exists)
+#   CARGO_TARGET_DIR    where cargo builds (default: $HOME/.cache/ecsync-target, shared with scripts/test.sh)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -83,7 +83,10 @@ start_moto() {
   fi
   MOTO_LOG="$(mktemp "${TMPDIR:-/tmp}/ecsync-demo-moto.XXXXXX")"
   say "starting moto_server on $ENDPOINT (log: $MOTO_LOG)"
-  moto_server -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
+  # Without MOTO_ECS_SERVICE_RUNNING moto never finishes a deployment, and the
+  # demo's services would show Progressing forever.
+  MOTO_ECS_SERVICE_RUNNING="${MOTO_ECS_SERVICE_RUNNING:-2}" \
+    moto_server -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
   MOTO_PID=$!
   trap cleanup EXIT
   for _ in $(seq 1 100); do
@@ -102,11 +105,16 @@ start_moto() {
 
 build_ecsync() {
   command -v cargo >/dev/null 2>&1 || die "cargo is needed: install Rust from https://rustup.rs"
-  if [[ -z "${CARGO_TARGET_DIR:-}" && -d "$HOME/.cache/ecsync-target" ]]; then
+  # The same target directory as scripts/test.sh, so one build serves both.
+  if [[ -z "${CARGO_TARGET_DIR:-}" ]]; then
     export CARGO_TARGET_DIR="$HOME/.cache/ecsync-target"
   fi
+  mkdir -p "$CARGO_TARGET_DIR"
   say "building ecsync (cargo build${CARGO_TARGET_DIR:+, target dir $CARGO_TARGET_DIR})"
-  (cd "$REPO_ROOT" && cargo build --quiet --bin ecsync)
+  # --all-targets builds with the same dependency features as the test suite
+  # (dev-dependencies switch on SDK test utilities), so the demo and
+  # scripts/test.sh share one build of the AWS SDK instead of two.
+  (cd "$REPO_ROOT" && cargo build --quiet --all-targets)
   ECSYNC_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/ecsync"
   [[ -x "$ECSYNC_BIN" ]] || die "built, but no binary at $ECSYNC_BIN"
 }
