@@ -96,6 +96,22 @@ pub struct AwsArgs {
     pub controller_id: String,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Delete services this controller owns whose manifest is gone from Git.
+    #[arg(long, env = "ECSYNC_PRUNE")]
+    pub prune: bool,
+    /// At most this many services are pruned in one pass.
+    #[arg(long, env = "ECSYNC_MAX_PRUNE_PER_PASS", default_value_t = 1)]
+    pub max_prune_per_pass: usize,
+}
+
+impl PruneArgs {
+    pub fn limit(&self) -> Option<usize> {
+        self.prune.then_some(self.max_prune_per_pass)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DiffArgs {
     #[command(flatten)]
@@ -112,6 +128,8 @@ pub struct ApplyArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub prune: PruneArgs,
     /// Print what would change; make no mutating AWS call.
     #[arg(long, env = "ECSYNC_DRY_RUN")]
     pub dry_run: bool,
@@ -127,6 +145,8 @@ pub struct RunArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub prune: PruneArgs,
     #[arg(long, env = "ECSYNC_MODE", value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
     /// Poll interval (jittered by ±10%).

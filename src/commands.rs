@@ -101,6 +101,7 @@ pub async fn clients(
 async fn one_pass(
     source: &SourceArgs,
     aws_args: &AwsArgs,
+    prune: Option<usize>,
     report_only: bool,
     dry_run: bool,
 ) -> Result<(ManifestSet, PassReport, Arc<CallCounts>)> {
@@ -114,13 +115,14 @@ async fn one_pass(
         metrics,
         controller_id: aws_args.controller_id.clone(),
         report_only,
+        prune,
     };
     let report = reconciler.pass(&snapshot.revision, &set, dry_run).await;
     Ok((set, report, counts))
 }
 
 pub async fn diff(args: DiffArgs) -> Result<u8> {
-    let (set, report, counts) = one_pass(&args.source, &args.aws, true, true).await?;
+    let (set, report, counts) = one_pass(&args.source, &args.aws, None, true, true).await?;
     match args.output {
         Output::Text => print!("{}", render::diff_text(&set, &report)),
         Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
@@ -136,8 +138,14 @@ pub async fn diff(args: DiffArgs) -> Result<u8> {
 
 pub async fn apply(args: ApplyArgs) -> Result<u8> {
     let report_only = args.mode == Mode::Report;
-    let (set, report, counts) =
-        one_pass(&args.source, &args.aws, report_only, args.dry_run).await?;
+    let (set, report, counts) = one_pass(
+        &args.source,
+        &args.aws,
+        args.prune.limit(),
+        report_only,
+        args.dry_run,
+    )
+    .await?;
     match args.output {
         Output::Text => print!(
             "{}",

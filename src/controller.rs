@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info_span, warn};
 
-use crate::aws::apply::{Applied, ApplyContext, apply_service};
+use crate::aws::apply::{Applied, ApplyContext, apply_service, prune_service};
 use crate::aws::observe::{Scope, TaskDefinitionCache, observe};
 use crate::aws::{AwsError, Clients};
 use crate::manifest::{DesiredService, ManifestSet};
@@ -27,6 +27,8 @@ pub struct Reconciler {
     pub controller_id: String,
     /// `--mode report`: detect and report, change nothing.
     pub report_only: bool,
+    /// `Some(max per pass)` with `--prune`.
+    pub prune: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ impl Reconciler {
             .collect();
         let scope = Scope {
             clusters,
+            // Pruning must also see clusters whose last manifest was removed.
+            all_clusters: self.prune.is_some(),
             desired: &set.services,
         };
         let observed = match observe(&self.clients, &scope, &self.cache).await {
@@ -84,8 +88,9 @@ impl Reconciler {
             controller_id: &self.controller_id,
             revision,
             report_only: self.report_only,
+            prune: self.prune,
         };
-        let plans = plan_all(&set.services, &set.held, &observed, &ctx);
+        let plans = plan_all(set, &observed, &ctx);
         let desired: BTreeMap<&ServiceKey, &DesiredService> =
             set.services.iter().map(|d| (&d.key, d)).collect();
 
@@ -98,11 +103,12 @@ impl Reconciler {
                 && plan.held.is_none()
                 && plan.error.is_none()
                 && plan.is_mutating();
-            let d = desired.get(&plan.key).map(|d| (*d).clone());
-            let (Some(d), true) = (d, runnable) else {
+            if !runnable {
                 report.services.push(outcome(plan, None, Ok(())));
                 continue;
-            };
+            }
+            // None for a service that is being pruned: Git no longer declares it.
+            let d = desired.get(&plan.key).map(|d| (*d).clone());
             let live_arn = observed
                 .services
                 .get(&plan.key)
@@ -124,9 +130,13 @@ impl Reconciler {
                         target_groups: &target_groups,
                     };
                     let mut applied = Applied::default();
-                    let result =
-                        apply_service(&clients, &d, &plan, live_arn.as_deref(), &ctx, &mut applied)
-                            .await;
+                    let result = match &d {
+                        Some(d) => {
+                            let arn = live_arn.as_deref();
+                            apply_service(&clients, d, &plan, arn, &ctx, &mut applied).await
+                        }
+                        None => prune_service(&clients, &plan, &mut applied).await,
+                    };
                     for action in &applied.done {
                         metrics.action(action, "ok");
                     }

@@ -70,6 +70,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         metrics: metrics.clone(),
         controller_id: args.aws.controller_id.clone(),
         report_only,
+        prune: args.prune.limit(),
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -267,10 +268,15 @@ fn status_snapshot(
                 .collect(),
             actions: o.done.iter().map(|s| s.to_string()).collect(),
             last_error: o.error.clone().or_else(|| report.error.clone()),
-            message: o.plan.held.clone().or_else(|| {
-                (!o.plan.replace.is_empty())
-                    .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
-            }),
+            message: o
+                .plan
+                .held
+                .clone()
+                .or_else(|| o.plan.message.clone())
+                .or_else(|| {
+                    (!o.plan.replace.is_empty())
+                        .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
+                }),
             migration: None,
         })
         .collect();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::diff::{FieldDiff, diff_values, to_clean_value};
-use crate::manifest::DesiredService;
+use crate::manifest::{DesiredService, ManifestSet};
 use crate::model::{ServiceKey, ServiceSpec, TaskDefinition};
 use crate::tags;
 
@@ -77,8 +77,12 @@ pub struct LiveService {
 }
 
 impl LiveService {
+    /// ACTIVE, or still coming up; DRAINING means already being deleted.
     pub fn is_active(&self) -> bool {
-        self.status != "INACTIVE"
+        self.status != "INACTIVE" && self.status != "DRAINING"
+    }
+    pub fn protected(&self) -> bool {
+        self.tags.get(tags::PROTECT).map(String::as_str) == Some("true")
     }
     pub fn managed_by(&self) -> Option<&str> {
         self.tags.get(tags::MANAGED_BY).map(String::as_str)
@@ -128,6 +132,8 @@ pub enum Action {
     UntagService {
         keys: Vec<String>,
     },
+    /// Scale to zero, then delete: the manifest is gone and pruning is on.
+    PruneService,
 }
 
 impl Action {
@@ -138,6 +144,7 @@ impl Action {
             Self::UpdateService { .. } => "update_service",
             Self::TagService { .. } => "tag_service",
             Self::UntagService { .. } => "untag_service",
+            Self::PruneService => "prune_service",
         }
     }
 }
@@ -156,6 +163,8 @@ pub struct ServicePlan {
     /// Why this service must not be touched (broken manifest, duplicate, error).
     pub held: Option<String>,
     pub error: Option<String>,
+    /// Anything else an operator should read about this plan.
+    pub message: Option<String>,
     pub rollout: Option<Rollout>,
 }
 
@@ -184,6 +193,8 @@ pub struct PlanContext<'a> {
     pub controller_id: &'a str,
     pub revision: &'a str,
     pub report_only: bool,
+    /// `Some(max per pass)` when `--prune` is on.
+    pub prune: Option<usize>,
 }
 
 /// Resolve target-group names to ARNs in a desired spec, as the live side has them.
@@ -291,6 +302,7 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
         report_only: ctx.report_only || d.policy.report_only,
         held: None,
         error: None,
+        message: None,
         rollout: live.map(|l| l.rollout.clone()),
     };
     if observed.missing_clusters.contains(&d.key.cluster) {
@@ -377,6 +389,14 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
     if live.source() != Some(d.source.as_str()) {
         set.insert(tags::SOURCE.into(), d.source.clone());
     }
+    let prune_tag = live.tags.get(tags::PRUNE).map(String::as_str);
+    if d.policy.prune_disabled && prune_tag != Some("disabled") {
+        set.insert(tags::PRUNE.into(), "disabled".into());
+    } else if !d.policy.prune_disabled && prune_tag.is_some() {
+        plan.actions.push(Action::UntagService {
+            keys: vec![tags::PRUNE.into()],
+        });
+    }
     // A described definition that matches lets later passes skip describing it.
     if let LiveTaskDefinition::Described { hash, .. } = &live.task_definition
         && hash == &d.task_definition_hash
@@ -391,35 +411,87 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
     plan
 }
 
-/// Plan every desired service; held services get a plan that does nothing.
-pub fn plan_all(
-    desired: &[DesiredService],
-    held: &BTreeSet<ServiceKey>,
-    observed: &Observed,
-    ctx: &PlanContext,
-) -> Vec<ServicePlan> {
-    let mut plans: Vec<ServicePlan> = desired
+/// Plan every desired service, every held one (which does nothing) and every
+/// live service this controller owns that Git no longer declares.
+pub fn plan_all(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Vec<ServicePlan> {
+    let mut plans: Vec<ServicePlan> = set
+        .services
         .iter()
         .map(|d| plan_service(d, observed, ctx))
         .collect();
-    for key in held {
-        plans.push(ServicePlan {
-            key: key.clone(),
-            source: None,
-            exists: observed
-                .services
-                .get(key)
-                .is_some_and(LiveService::is_active),
+    for key in &set.held {
+        let mut plan = ServicePlan::empty(key.clone(), observed.services.get(key));
+        plan.held = Some("its manifest has errors".into());
+        plans.push(plan);
+    }
+    plans.extend(plan_orphans(set, observed, ctx));
+    plans.sort_by(|a, b| a.key.cmp(&b.key));
+    plans
+}
+
+impl ServicePlan {
+    fn empty(key: ServiceKey, live: Option<&LiveService>) -> Self {
+        let live = live.filter(|l| l.is_active());
+        ServicePlan {
+            key,
+            source: live.and_then(|l| l.source().map(str::to_string)),
+            exists: live.is_some(),
             drift: Vec::new(),
             actions: Vec::new(),
             replace: Vec::new(),
             report_only: true,
-            held: Some("its manifest has errors".into()),
+            held: None,
             error: None,
-            rollout: None,
-        });
+            message: None,
+            rollout: live.map(|l| l.rollout.clone()),
+        }
     }
-    plans.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+/// Services this controller owns whose manifest is gone. Each is drift; with
+/// `--prune` the first `max` unprotected ones are deleted, the rest wait.
+fn plan_orphans(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Vec<ServicePlan> {
+    let declared: BTreeSet<&ServiceKey> = set.services.iter().map(|d| &d.key).collect();
+    let mut budget = ctx.prune.unwrap_or(0);
+    let mut plans = Vec::new();
+    for live in observed.services.values() {
+        if !live.is_active()
+            || declared.contains(&live.key)
+            || set.held.contains(&live.key)
+            || live.managed_by() != Some(ctx.controller_id)
+        {
+            continue;
+        }
+        let mut plan = ServicePlan::empty(live.key.clone(), Some(live));
+        if set.is_held(&live.key, live.source()) {
+            plan.held = Some(format!(
+                "its manifest file {} has errors",
+                live.source().unwrap_or("?")
+            ));
+            plans.push(plan);
+            continue;
+        }
+        plan.drift.push(FieldDiff {
+            path: String::new(),
+            desired: serde_json::Value::Null,
+            live: serde_json::Value::String("service exists".into()),
+        });
+        plan.report_only = ctx.report_only;
+        if ctx.prune.is_none() {
+            plan.message = Some("no longer in Git; run with --prune to delete it".into());
+        } else if live.protected() {
+            plan.held = Some(format!("no longer in Git, but {}=true", tags::PROTECT));
+        } else if live.tags.get(tags::PRUNE).map(String::as_str) == Some("disabled") {
+            plan.held = Some("no longer in Git, but pruning is disabled for it".into());
+        } else if budget == 0 {
+            plan.message = Some("no longer in Git; prune deferred by --max-prune-per-pass".into());
+        } else {
+            budget -= 1;
+            plan.message = Some("no longer in Git: pruning".into());
+            plan.actions.push(Action::PruneService);
+        }
+        plans.push(plan);
+    }
     plans
 }
 

@@ -39,6 +39,9 @@ fn details(out: &mut String, o: &ServiceOutcome) {
     if let Some(h) = &o.plan.held {
         let _ = writeln!(out, "    held: {h}");
     }
+    if let Some(m) = &o.plan.message {
+        let _ = writeln!(out, "    {m}");
+    }
     if !o.plan.exists && o.error.is_none() && o.plan.held.is_none() {
         let _ = writeln!(out, "    missing: the service will be created");
     } else {
@@ -168,6 +171,7 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
                 "replace": o.plan.replace,
                 "reportOnly": o.plan.report_only,
                 "held": o.plan.held,
+                "message": o.plan.message,
                 "error": o.error,
             })
         })

@@ -4,6 +4,9 @@ pub const MANAGED_BY: &str = "ecsync.io/managed-by";
 pub const REVISION: &str = "ecsync.io/revision";
 pub const SOURCE: &str = "ecsync.io/source";
 pub const PROTECT: &str = "ecsync.io/protect";
+/// `disabled` on a service whose manifest carried the `ecsync.io/prune: disabled`
+/// annotation: the annotation must still hold once the manifest is gone.
+pub const PRUNE: &str = "ecsync.io/prune";
 pub const MIGRATION_STEP: &str = "ecsync.io/migration-step";
 pub const MIGRATION_STEP_SINCE: &str = "ecsync.io/migration-step-since";
 pub const DECOMMISSION: &str = "ecsync.io/decommission";

@@ -5,33 +5,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{GitRepo, Moto, Network, ecsync_with};
+use common::{GitRepo, Moto, Network, Run, ecsync_with, run, service_yaml};
 use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut cmd: Command) -> Run {
-    let out = cmd.output().expect("run ecsync");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
 
 fn ecsync_cmd(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, args: &[&str]) -> Command {
     let mut cmd = ecsync_with(moto);
@@ -43,49 +18,7 @@ fn ecsync_cmd(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, args: &[&s
 }
 
 fn json_of(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
-}
-
-fn service_yaml(
-    name: &str,
-    cluster: &str,
-    net: &Network,
-    image: &str,
-    env_value: &str,
-    count: i32,
-) -> String {
-    format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  cluster: {cluster}
-  desiredCount: {count}
-  launchType: FARGATE
-  taskDefinition:
-    family: {name}
-    cpu: 0.25 vCPU
-    memory: 0.5 GB
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: app
-        image: {image}
-        portMappings: [{{containerPort: 8080}}]
-        environment:
-          - {{name: MODE, value: "{env_value}"}}
-          - {{name: LOG_LEVEL, value: info}}
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}, {s1}]
-      securityGroups: [{sg}]
-  tags: {{team: platform}}
-"#,
-        s0 = net.subnets[0],
-        s1 = net.subnets[1],
-        sg = net.security_group,
-    )
+    r.json()
 }
 
 /// Three services in two clusters, committed.

@@ -75,6 +75,9 @@ pub async fn apply_service(
                 all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
                 all_tags.insert(tags::REVISION.into(), ctx.revision.into());
                 all_tags.insert(tags::SOURCE.into(), desired.source.clone());
+                if desired.policy.prune_disabled {
+                    all_tags.insert(tags::PRUNE.into(), "disabled".into());
+                }
                 if let Some(v) = tags::task_definition_tag(&td, &desired.task_definition_hash) {
                     all_tags.insert(tags::TASK_DEFINITION.into(), v);
                 }
@@ -196,6 +199,7 @@ pub async fn apply_service(
                 let keys: Vec<&String> = set.keys().collect();
                 info!(cluster = %key.cluster, service = %key.name, tags = ?keys, "tagged service");
             }
+            Action::PruneService => return prune_service(clients, plan, applied).await,
             Action::UntagService { keys } => {
                 let arn = service_arn.clone().unwrap_or_default();
                 clients
@@ -211,5 +215,36 @@ pub async fn apply_service(
         }
         applied.done.push(action.name());
     }
+    Ok(())
+}
+
+/// Scale a service to zero, then delete it. Only ever planned for services
+/// whose `ecsync.io/managed-by` tag names this controller (DESIGN §5).
+pub async fn prune_service(
+    clients: &Clients,
+    plan: &ServicePlan,
+    applied: &mut Applied,
+) -> Result<(), AwsError> {
+    let key = &plan.key;
+    clients
+        .ecs
+        .update_service()
+        .cluster(&key.cluster)
+        .service(&key.name)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:UpdateService", e))?;
+    clients
+        .ecs
+        .delete_service()
+        .cluster(&key.cluster)
+        .service(&key.name)
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:DeleteService", e))?;
+    info!(cluster = %key.cluster, service = %key.name, source = ?plan.source,
+          "pruned service: scaled to 0 and deleted, its manifest is gone from Git");
+    applied.done.push(Action::PruneService.name());
     Ok(())
 }

@@ -59,6 +59,8 @@ impl TaskDefinitionCache {
 /// What to look at.
 pub struct Scope<'a> {
     pub clusters: BTreeSet<String>,
+    /// Also look at every other cluster in the account (ListClusters).
+    pub all_clusters: bool,
     pub desired: &'a [DesiredService],
 }
 
@@ -68,11 +70,15 @@ pub async fn observe(
     cache: &TaskDefinitionCache,
 ) -> Result<Observed, AwsError> {
     let mut observed = Observed::default();
-    if scope.clusters.is_empty() {
-        return Ok(observed);
-    }
-    let existing = existing_clusters(clients, &scope.clusters).await?;
+    let mut existing = if scope.clusters.is_empty() {
+        BTreeSet::new()
+    } else {
+        existing_clusters(clients, &scope.clusters).await?
+    };
     observed.missing_clusters = scope.clusters.difference(&existing).cloned().collect();
+    if scope.all_clusters {
+        existing.extend(list_clusters(clients).await?);
+    }
 
     let mut tasks = JoinSet::new();
     for cluster in existing {
@@ -120,6 +126,20 @@ async fn existing_clusters(
         }
     }
     Ok(found)
+}
+
+async fn list_clusters(clients: &Clients) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut pages = clients.ecs.list_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call_error("ECS:ListClusters", e))?;
+        names.extend(
+            page.cluster_arns()
+                .iter()
+                .filter_map(|arn| arn.rsplit_once('/').map(|(_, name)| name.to_string())),
+        );
+    }
+    Ok(names)
 }
 
 async fn cluster_services(clients: &Clients, cluster: &str) -> Result<Vec<ecs::Service>, AwsError> {

@@ -80,6 +80,7 @@ fn ctx(report_only: bool) -> PlanContext<'static> {
         controller_id: "ecsync",
         revision: "rev2",
         report_only,
+        prune: None,
     }
 }
 
@@ -256,4 +257,97 @@ fn adopting_an_unowned_service_tags_it_once() {
         set.get(tags::MANAGED_BY).map(String::as_str),
         Some("ecsync")
     );
+}
+
+mod prune {
+    use super::*;
+    use crate::manifest::ManifestSet;
+
+    fn orphan(name: &str, extra: &[(&str, &str)]) -> LiveService {
+        let d = desired();
+        let mut live = live_in_sync(&d);
+        live.key.name = name.into();
+        live.tags
+            .insert(tags::SOURCE.into(), format!("m/{name}.yaml"));
+        for (k, v) in extra {
+            live.tags.insert(k.to_string(), v.to_string());
+        }
+        live
+    }
+
+    fn plans(live: Vec<LiveService>, set: &ManifestSet, prune: Option<usize>) -> Vec<ServicePlan> {
+        let mut o = observed(None);
+        for l in live {
+            o.services.insert(l.key.clone(), l);
+        }
+        let ctx = PlanContext {
+            controller_id: "ecsync",
+            revision: "r",
+            report_only: false,
+            prune,
+        };
+        plan_all(set, &o, &ctx)
+    }
+
+    fn summary(plans: &[ServicePlan]) -> Vec<String> {
+        plans
+            .iter()
+            .map(|p| {
+                let acts: Vec<&str> = p.actions.iter().map(Action::name).collect();
+                format!("{} {:?} held={}", p.key.name, acts, p.held.is_some())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn orphans_are_drift_and_pruned_up_to_the_cap() {
+        let set = load([("m/web.yaml", WEB)]);
+        let live = vec![
+            live_in_sync(&set.services[0]),
+            orphan("a", &[]),
+            orphan("b", &[]),
+            orphan("c", &[(tags::PROTECT, "true")]),
+            orphan("d", &[(tags::PRUNE, "disabled")]),
+            orphan("e", &[(tags::MANAGED_BY, "someone-else")]),
+        ];
+        assert_eq!(
+            summary(&plans(live.clone(), &set, Some(1))),
+            vec![
+                "a [\"prune_service\"] held=false",
+                "b [] held=false",
+                "c [] held=true",
+                "d [] held=true",
+                "web [] held=false",
+            ]
+        );
+        let without = plans(live, &set, None);
+        let b = without.iter().find(|p| p.key.name == "b").unwrap();
+        assert!(!b.in_sync() && b.actions.is_empty());
+        assert!(b.message.as_deref().unwrap().contains("--prune"));
+    }
+
+    #[test]
+    fn a_broken_file_holds_the_services_it_may_declare() {
+        let set = load([("m/web.yaml", WEB), ("m/a.yaml", "not: [valid")]);
+        let live = vec![live_in_sync(&set.services[0]), orphan("a", &[])];
+        assert_eq!(
+            summary(&plans(live, &set, Some(5))),
+            vec!["a [] held=true", "web [] held=false"]
+        );
+    }
+
+    #[test]
+    fn prune_disabled_annotation_is_recorded_as_a_tag() {
+        let text = WEB.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {ecsync.io/prune: disabled}}",
+        );
+        let set = load([("m/web.yaml", text.as_str())]);
+        let live = live_in_sync(&set.services[0]);
+        let plan = plan_service(&set.services[0], &observed(Some(live)), &ctx(false));
+        let Some(Action::TagService { tags: t }) = plan.actions.last() else {
+            panic!("{:?}", plan.actions)
+        };
+        assert_eq!(t.get(tags::PRUNE).map(String::as_str), Some("disabled"));
+    }
 }

@@ -12,6 +12,7 @@
 //! Not every binary uses every helper, hence the blanket `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+mod fixtures;
 mod git;
 mod http;
 mod moto;
@@ -19,6 +20,7 @@ mod process;
 
 use std::time::{Duration, Instant};
 
+pub use fixtures::{Run, run, service_yaml};
 pub use git::GitRepo;
 pub use http::{
     HttpResponse, free_port, http_get, http_post, http_request, try_http_get, try_http_post,

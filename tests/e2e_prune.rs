@@ -1,0 +1,192 @@
+//! End to end: pruning services whose manifests left Git (DESIGN §5).
+
+mod common;
+
+use std::process::Command;
+
+use common::{GitRepo, Moto, Network, ecsync_with, run, service_yaml};
+
+fn apply(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, extra: &[&str]) -> common::Run {
+    let mut cmd: Command = ecsync_with(moto);
+    cmd.args([
+        "apply",
+        "--repo",
+        &repo.url(),
+        "--path",
+        "services",
+        "--cache-dir",
+    ])
+    .arg(cache.path())
+    .args(extra);
+    run(cmd)
+}
+
+async fn active_services(moto: &Moto, cluster: &str) -> Vec<String> {
+    let ecs = moto.ecs();
+    let arns = ecs
+        .list_services()
+        .cluster(cluster)
+        .send()
+        .await
+        .unwrap()
+        .service_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(arns))
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = out
+        .services()
+        .iter()
+        .filter(|s| s.status() == Some("ACTIVE"))
+        .map(|s| s.service_name().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn three_services(moto: &Moto) -> (GitRepo, Network) {
+    moto.create_cluster("alpha").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    for name in ["a", "b", "c"] {
+        repo.write(
+            &format!("services/{name}.yaml"),
+            &service_yaml(name, "alpha", &net, "app:1", "x", 1),
+        );
+    }
+    repo.commit("three services");
+    (repo, net)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_manifest_prunes_exactly_that_service() {
+    let moto = Moto::start();
+    let (repo, _) = three_services(&moto).await;
+    let cache = tempfile::tempdir().unwrap();
+    let r = apply(&moto, &repo, &cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    // An unmanaged service in the same cluster must survive everything below.
+    let ecs = moto.ecs();
+    ecs.create_service()
+        .cluster("alpha")
+        .service_name("hand-made")
+        .task_definition("a")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+
+    repo.remove("services/b.yaml");
+    repo.commit("drop b");
+
+    // Without --prune the orphan is reported as drift and left alone.
+    let r = apply(&moto, &repo, &cache, &["--output", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let b = r.json()["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "b")
+        .cloned()
+        .unwrap();
+    assert_eq!(b["inSync"], false, "{r}");
+    assert_eq!(
+        active_services(&moto, "alpha").await,
+        ["a", "b", "c", "hand-made"]
+    );
+
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("did: prune_service"), "{r}");
+    assert_eq!(
+        active_services(&moto, "alpha").await,
+        ["a", "c", "hand-made"]
+    );
+
+    // Nothing left to prune: a further pass changes nothing.
+    let r = apply(&moto, &repo, &cache, &["--prune", "--output", "json"]);
+    assert_eq!(r.json()["awsCalls"]["mutating"], 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_set_annotation_and_cap_hold() {
+    let moto = Moto::start();
+    let (repo, net) = three_services(&moto).await;
+    // `c` asks never to be pruned.
+    repo.write(
+        "services/c.yaml",
+        &service_yaml("c", "alpha", &net, "app:1", "x", 1).replace(
+            "  name: c\n",
+            "  name: c\n  annotations: {ecsync.io/prune: disabled}\n",
+        ),
+    );
+    repo.commit("protect c");
+    let cache = tempfile::tempdir().unwrap();
+    let r = apply(&moto, &repo, &cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+
+    // A commit that declares nothing is an error, not an instruction.
+    for name in ["a", "b", "c"] {
+        repo.remove(&format!("services/{name}.yaml"));
+    }
+    repo.write("services/.keep", "");
+    repo.commit("everything gone");
+    let r = apply(
+        &moto,
+        &repo,
+        &cache,
+        &["--prune", "--max-prune-per-pass", "10"],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("no manifests found"), "{r}");
+    assert_eq!(active_services(&moto, "alpha").await, ["a", "b", "c"]);
+
+    // Only `other` remains declared: a and b are pruned one per pass, c never.
+    repo.write(
+        "services/other.yaml",
+        &service_yaml("other", "alpha", &net, "app:1", "x", 1),
+    );
+    repo.commit("one service");
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        active_services(&moto, "alpha").await.len(),
+        3,
+        "cap of 1:\n{r}"
+    );
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(active_services(&moto, "alpha").await, ["c", "other"], "{r}");
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(active_services(&moto, "alpha").await, ["c", "other"], "{r}");
+    assert!(r.stdout.contains("pruning is disabled"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_manifest_is_never_pruned() {
+    let moto = Moto::start();
+    let (repo, _) = three_services(&moto).await;
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(apply(&moto, &repo, &cache, &[]).code, 0);
+    repo.write(
+        "services/b.yaml",
+        "apiVersion: ecsync.io/v1alpha1\nkind: [broken\n",
+    );
+    repo.commit("break b");
+    let r = apply(
+        &moto,
+        &repo,
+        &cache,
+        &["--prune", "--max-prune-per-pass", "5"],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("services/b.yaml:2"), "{r}");
+    assert_eq!(active_services(&moto, "alpha").await, ["a", "b", "c"]);
+}
