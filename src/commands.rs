@@ -117,7 +117,9 @@ async fn one_pass(
         report_only,
         prune,
     };
-    let report = reconciler.pass(&snapshot.revision, &set, dry_run).await;
+    let report = reconciler
+        .pass(&snapshot.revision, &set, dry_run, &Default::default())
+        .await;
     Ok((set, report, counts))
 }
 

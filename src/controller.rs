@@ -60,7 +60,15 @@ impl PassReport {
 
 impl Reconciler {
     /// Observe and plan every service in `set`; apply the plans unless `dry_run`.
-    pub async fn pass(&self, revision: &str, set: &ManifestSet, dry_run: bool) -> PassReport {
+    /// Services in `backing_off` are observed and reported but not acted on:
+    /// a failing service must not hold the others back, nor be hammered.
+    pub async fn pass(
+        &self,
+        revision: &str,
+        set: &ManifestSet,
+        dry_run: bool,
+        backing_off: &BTreeMap<ServiceKey, String>,
+    ) -> PassReport {
         let mut report = PassReport {
             revision: revision.to_string(),
             ..Default::default()
@@ -105,6 +113,13 @@ impl Reconciler {
                 && plan.is_mutating();
             if !runnable {
                 report.services.push(outcome(plan, None, Ok(())));
+                continue;
+            }
+            if let Some(reason) = backing_off.get(&plan.key) {
+                let mut o = outcome(plan, None, Ok(()));
+                o.state = SyncState::Error;
+                o.error = Some(reason.clone());
+                report.services.push(o);
                 continue;
             }
             // None for a service that is being pruned: Git no longer declares it.

@@ -1,6 +1,7 @@
 //! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
 //! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -9,10 +10,12 @@ use anyhow::{Context, Result};
 use tokio::sync::Notify;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use backon::BackoffBuilder;
 use ecsync::controller::{PassReport, Reconciler};
 use ecsync::http::{self, HttpState, WebhookConfig};
 use ecsync::manifest::ManifestSet;
 use ecsync::metrics::Metrics;
+use ecsync::model::ServiceKey;
 use ecsync::status::{
     FieldDrift, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState,
 };
@@ -84,6 +87,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     });
 
     let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut backoff = ServiceBackoff::default();
     let mut pass_id: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
         pass_id += 1;
@@ -117,7 +121,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         if let Some((revision, set)) = &last_good {
             metrics.set_git_revision(revision);
             let span = info_span!("reconcile", pass_id, revision = %revision);
-            let pass = reconciler.pass(revision, set, false).instrument(span);
+            let backing_off = backoff.waiting(Instant::now());
+            let pass = reconciler
+                .pass(revision, set, false, &backing_off)
+                .instrument(span);
             let report = match tokio::time::timeout(args.pass_timeout, pass).await {
                 Ok(report) => report,
                 Err(_) => PassReport {
@@ -147,6 +154,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 .any(|s| s.state == SyncState::Progressing)
             {
                 requeue = requeue.min(PROGRESS_REQUEUE);
+            }
+            backoff.record(&report, &backing_off, Instant::now());
+            if let Some(next) = backoff.next_retry(Instant::now()) {
+                requeue = requeue.min(next);
             }
             info!(
                 pass_id,
@@ -184,6 +195,67 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
     info!("stopped");
     Ok(commands::EXIT_OK)
+}
+
+/// Per-service retry schedule: a service whose step failed is retried with
+/// jittered exponential backoff (5 s doubling to 5 min) while the others go on.
+#[derive(Default)]
+struct ServiceBackoff {
+    failing: HashMap<ServiceKey, Failing>,
+}
+
+struct Failing {
+    delays: backon::ExponentialBackoff,
+    retry_at: Instant,
+    reason: String,
+}
+
+impl ServiceBackoff {
+    fn waiting(&self, now: Instant) -> BTreeMap<ServiceKey, String> {
+        self.failing
+            .iter()
+            .filter(|(_, f)| f.retry_at > now)
+            .map(|(k, f)| (k.clone(), f.reason.clone()))
+            .collect()
+    }
+
+    fn record(
+        &mut self,
+        report: &PassReport,
+        skipped: &BTreeMap<ServiceKey, String>,
+        now: Instant,
+    ) {
+        for o in &report.services {
+            let key = &o.plan.key;
+            if skipped.contains_key(key) {
+                continue;
+            }
+            let Some(error) = o.error.as_ref().filter(|_| o.state == SyncState::Error) else {
+                self.failing.remove(key);
+                continue;
+            };
+            let entry = self.failing.entry(key.clone()).or_insert_with(|| Failing {
+                delays: backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_secs(5))
+                    .with_max_delay(Duration::from_secs(300))
+                    .with_jitter()
+                    .without_max_times()
+                    .build(),
+                retry_at: now,
+                reason: String::new(),
+            });
+            let delay = entry.delays.next().unwrap_or(Duration::from_secs(300));
+            entry.retry_at = now + delay;
+            entry.reason = format!("backing off for {}s after: {error}", delay.as_secs());
+        }
+    }
+
+    fn next_retry(&self, now: Instant) -> Option<Duration> {
+        self.failing
+            .values()
+            .map(|f| f.retry_at.saturating_duration_since(now))
+            .min()
+    }
 }
 
 /// ±10% so that many replicas or controllers do not poll in lockstep.
@@ -281,4 +353,73 @@ fn status_snapshot(
         })
         .collect();
     snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecsync::controller::ServiceOutcome;
+    use ecsync::plan::ServicePlan;
+
+    fn outcome(name: &str, error: Option<&str>) -> ServiceOutcome {
+        ServiceOutcome {
+            plan: ServicePlan {
+                key: ServiceKey {
+                    cluster: "c".into(),
+                    name: name.into(),
+                },
+                source: None,
+                exists: true,
+                drift: vec![],
+                actions: vec![],
+                replace: vec![],
+                report_only: false,
+                held: None,
+                error: None,
+                message: None,
+                rollout: None,
+            },
+            state: if error.is_some() {
+                SyncState::Error
+            } else {
+                SyncState::Synced
+            },
+            done: vec![],
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn failing_services_back_off_and_recover() {
+        let mut b = ServiceBackoff::default();
+        let now = Instant::now();
+        let report = PassReport {
+            revision: "r".into(),
+            services: vec![outcome("bad", Some("AccessDenied")), outcome("good", None)],
+            error: None,
+        };
+        b.record(&report, &BTreeMap::new(), now);
+        let waiting = b.waiting(now);
+        assert_eq!(waiting.len(), 1);
+        let (key, reason) = waiting.iter().next().unwrap();
+        assert_eq!(key.name, "bad");
+        assert!(reason.contains("AccessDenied"), "{reason}");
+        let first = b.next_retry(now).unwrap();
+        assert!(
+            first >= Duration::from_secs(5) && first <= Duration::from_secs(10),
+            "{first:?}"
+        );
+        // Once the wait is over it is tried again; a second failure waits longer.
+        let later = now + first;
+        assert!(b.waiting(later).is_empty());
+        b.record(&report, &BTreeMap::new(), later);
+        assert!(b.next_retry(later).unwrap() >= Duration::from_secs(10));
+        // Success clears it.
+        let ok = PassReport {
+            services: vec![outcome("bad", None)],
+            ..report
+        };
+        b.record(&ok, &BTreeMap::new(), later);
+        assert!(b.next_retry(later).is_none());
+    }
 }
