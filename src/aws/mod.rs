@@ -6,6 +6,9 @@ pub mod convert;
 pub mod import;
 pub mod observe;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};

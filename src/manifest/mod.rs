@@ -298,4 +298,4 @@ fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

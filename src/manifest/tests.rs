@@ -1,6 +1,6 @@
 use super::*;
 
-const WEB: &str = r#"apiVersion: ecsync.io/v1alpha1
+pub(crate) const WEB: &str = r#"apiVersion: ecsync.io/v1alpha1
 kind: Service
 metadata:
   name: web
