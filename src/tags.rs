@@ -14,6 +14,9 @@ pub const DECOMMISSION: &str = "ecsync.io/decommission";
 /// on the service: while the service still runs that revision, its content is
 /// known without a DescribeTaskDefinition call.
 pub const TASK_DEFINITION: &str = "ecsync.io/task-definition";
+/// On the stand-in service `<name>-ecsync-next` that serves while `<name>` is
+/// replaced: the name of the service it stands in for.
+pub const REPLACEMENT_OF: &str = "ecsync.io/replacement-of";
 /// On task definitions ecsync registers: the content hash.
 pub const SPEC_HASH: &str = "ecsync.io/spec-hash";
 
