@@ -76,20 +76,17 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         prune: args.prune.limit(),
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    let signal_trigger = trigger.clone();
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested: finishing the current step");
-        signal_stop.store(true, Ordering::SeqCst);
-        signal_trigger.notify_one();
+        let _ = stop_tx.send(true);
     });
 
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut backoff = ServiceBackoff::default();
     let mut pass_id: u64 = 0;
-    while !stop.load(Ordering::SeqCst) {
+    while !*stop.borrow() {
         pass_id += 1;
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -125,14 +122,24 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let pass = reconciler
                 .pass(revision, set, false, &backing_off)
                 .instrument(span);
-            let report = match tokio::time::timeout(args.pass_timeout, pass).await {
-                Ok(report) => report,
-                Err(_) => PassReport {
-                    revision: revision.clone(),
-                    error: Some(format!("pass exceeded {:?}", args.pass_timeout)),
-                    ..Default::default()
-                },
+            let pass = tokio::time::timeout(args.pass_timeout, pass);
+            tokio::pin!(pass);
+            let finished = tokio::select! {
+                finished = &mut pass => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
+                _ = stop.wait_for(|s| *s) => {
+                    // Let the AWS step in flight finish, but never past the
+                    // drain limit; what is cut short is redone after restart.
+                    match tokio::time::timeout(DRAIN_LIMIT, &mut pass).await {
+                        Ok(finished) => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
+                        Err(_) => Err("pass interrupted by shutdown".to_string()),
+                    }
+                }
             };
+            let report = finished.unwrap_or_else(|error| PassReport {
+                revision: revision.clone(),
+                error: Some(error),
+                ..Default::default()
+            });
             let result = if report.error.is_some() {
                 "error"
             } else if report.has_errors() || !set.errors.is_empty() {
@@ -177,18 +184,32 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 },
                 report_only,
             );
-            *status.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+            let mut current = status.write().unwrap_or_else(|e| e.into_inner());
+            let mut snapshot = snapshot;
+            if let Some(error) = &report.error {
+                // Nothing was observed: keep the last known services, marked
+                // with why they could not be checked this time.
+                snapshot.services = std::mem::take(&mut current.services);
+                for service in &mut snapshot.services {
+                    service.last_error = Some(error.clone());
+                }
+            }
+            *current = snapshot;
         } else {
             let mut s = status.write().unwrap_or_else(|e| e.into_inner());
             s.git_error = git_error;
         }
 
-        if stop.load(Ordering::SeqCst) {
+        if *stop.borrow() {
             break;
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
-        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(requeue) => {}
+            _ = trigger.notified() => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
     }
 
     shutdown.notify_waiters();

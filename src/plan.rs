@@ -192,8 +192,6 @@ pub struct Observed {
     pub missing_clusters: BTreeSet<String>,
     /// Target group name → ARN for every name the manifests use that exists.
     pub target_groups: BTreeMap<String, String>,
-    /// Services whose observation failed, with the reason.
-    pub errors: BTreeMap<ServiceKey, String>,
 }
 
 pub struct PlanContext<'a> {
@@ -393,10 +391,6 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
     };
     if observed.missing_clusters.contains(&d.key.cluster) {
         plan.error = Some(format!("cluster {:?} not found", d.key.cluster));
-        return plan;
-    }
-    if let Some(e) = observed.errors.get(&d.key) {
-        plan.error = Some(e.clone());
         return plan;
     }
     let desired_spec = match resolve_target_groups(&d.spec, &observed.target_groups) {
