@@ -13,6 +13,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use backon::BackoffBuilder;
 use ecsync::controller::{PassReport, Reconciler};
 use ecsync::http::{self, HttpState, WebhookConfig};
+use ecsync::leader::{self, Elector, LeaseConfig};
 use ecsync::manifest::ManifestSet;
 use ecsync::metrics::Metrics;
 use ecsync::model::ServiceKey;
@@ -66,7 +67,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     }));
 
     let source = commands::git_source(&args.source)?;
-    let (clients, _counts) = commands::clients(&args.aws, metrics.clone(), report_only).await;
+    let sdk = ecsync::aws::load_config(args.aws.endpoint_url.as_deref()).await;
+    let read_only = Arc::new(AtomicBool::new(report_only));
+    let (clients, _counts) =
+        commands::clients_with_switch(&sdk, metrics.clone(), read_only.clone());
     let reconciler = Reconciler {
         clients,
         cache: Default::default(),
@@ -83,10 +87,56 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         let _ = stop_tx.send(true);
     });
 
+    let (leadership, elector) = match &args.leader.leader_election_table {
+        Some(table) => {
+            // The lease client is not behind the read-only switch: a follower
+            // must be able to write the lease in order to take over.
+            let counts = Arc::new(ecsync::interceptor::CallCounts::default());
+            let interceptor =
+                ecsync::interceptor::ApiCallInterceptor::new(metrics.clone(), counts, false);
+            let ddb = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(interceptor)
+                    .build(),
+            );
+            let cfg = LeaseConfig {
+                table: table.clone(),
+                name: args.aws.controller_id.clone(),
+                holder: args
+                    .leader
+                    .lease_holder
+                    .clone()
+                    .unwrap_or_else(leader::default_holder),
+                duration: args.leader.lease_duration,
+                renew_deadline: args.leader.lease_renew_deadline,
+                retry_period: args.leader.lease_retry_period,
+            };
+            info!(holder = %cfg.holder, table = %cfg.table, "leader election on");
+            let elector = Elector::new(ddb, cfg, read_only.clone(), report_only)?;
+            let leadership = elector.leadership();
+            (
+                Some(leadership),
+                Some(tokio::spawn(elector.run(stop.clone()))),
+            )
+        }
+        None => (None, None),
+    };
+
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut backoff = ServiceBackoff::default();
     let mut pass_id: u64 = 0;
     while !*stop.borrow() {
+        if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
+            // Followers serve HTTP and wait; only the lease holder reads Git
+            // and acts. Checked again every retry period to take over fast.
+            ready.store(true, Ordering::SeqCst);
+            status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+            tokio::select! {
+                _ = tokio::time::sleep(args.leader.lease_retry_period) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            continue;
+        }
         pass_id += 1;
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -212,6 +262,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         }
     }
 
+    if let Some(elector) = elector {
+        // It sees the stop signal too and releases the lease on its way out.
+        let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+    }
     shutdown.notify_waiters();
     let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
     info!("stopped");

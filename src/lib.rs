@@ -15,6 +15,7 @@ pub mod aws;
 pub mod controller;
 pub mod http;
 pub mod interceptor;
+pub mod leader;
 pub mod metrics;
 pub mod source;
 pub mod status;
