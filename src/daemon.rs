@@ -271,7 +271,7 @@ fn status_snapshot(
                 (!o.plan.replace.is_empty())
                     .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
             }),
-            migration: None,
+            migration: o.migration.as_ref().map(|m| m.status()),
         })
         .collect();
     snapshot

@@ -110,6 +110,8 @@ impl Kind {
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub kind: Kind,
+    /// The stage recorded in the tags when the pass began.
+    pub stage_before: usize,
     /// The stage after this pass (0 = before the first step).
     pub stage: usize,
     /// Percent on ECS after this pass.
@@ -333,6 +335,7 @@ pub fn decide(f: &Facts) -> Decision {
     let ecs_failing = gates.iter().any(|g| g.state == GateState::Fail);
     let mut d = Decision {
         kind: Kind::Hold,
+        stage_before: stage,
         stage,
         percent: f.percent,
         set_percent: None,
