@@ -197,8 +197,10 @@ pub fn completed_since(
         .map(|s| s + step_interval)
 }
 
+/// Milliseconds, not seconds: a clock truncated to the second would let a
+/// step be held up to a second less than `stepInterval`.
 fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn step_tags(stage: usize, now: SystemTime) -> BTreeMap<String, String> {
