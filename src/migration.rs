@@ -351,7 +351,19 @@ pub fn decide(f: &Facts) -> Decision {
 
     // An ECS gate failed while ECS carries traffic: one step back, whatever
     // the listener shows (that also finishes a rollback whose tag write was
-    // lost). Never limited by the rollback count: this is the safe direction.
+    // lost). Never limited by the rollback count: this is the safe direction —
+    // unless the legacy side has nothing healthy left to take the traffic
+    // (e.g. it was decommissioned after completion): then moving traffic
+    // there would only make things worse, so it holds, degraded.
+    if ecs_failing && stage > 0 && f.legacy_healthy == 0 {
+        d.degraded = true;
+        d.reason = format!(
+            "holding {}: the ECS side is failing but the legacy target group has no healthy targets to roll back to: {}",
+            describe_stage(steps, stage),
+            summary(&d.gates, |g| g.state == GateState::Fail)
+        );
+        return d;
+    }
     if ecs_failing && stage > 0 {
         let to = stage - 1;
         let pct = stage_percent(steps, to);

@@ -630,3 +630,39 @@ async fn a_listener_rule_by_priority_is_migrated_and_nothing_else() {
         .collect();
     assert_eq!(others_after, others_before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_the_migration_after_completion_leaves_the_listener_alone() {
+    let f = fleet("[50, 100]", "1s", None).await;
+    f.ecs_tasks_healthy().await;
+    let mut seen = Vec::new();
+    // Create, 50%, 100%, complete: one apply per second is enough.
+    for _ in 0..6 {
+        let (code, out) = f.run(&["apply"]);
+        assert_eq!(code, 0, "{out}");
+        seen.push(f.percent().await);
+        if out.contains("complete: 100% on ECS") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    seen.dedup();
+    assert_eq!(seen, vec![0, 50, 100]);
+    let (code, out) = f.run(&["apply", "--output", "json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("complete: 100% on ECS"), "{out}");
+    let actions = format!("{:?}", f.default_actions().await);
+
+    // The manifest drops `migration`: the ECS target group keeps its traffic.
+    let net = f.moto.default_network().await;
+    let without = manifest(&net, &f.listener_arn, "[50, 100]", "1s", "nginx:1.27");
+    let without = &without[..without.find("  migration:").unwrap()];
+    f.repo.write("services/web.yaml", without);
+    f.repo.commit("migration done");
+    let (code, out) = f.run(&["apply", "--output", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(out.split("\n--- stderr").next().unwrap()).unwrap();
+    assert_eq!(report["services"][0]["migration"], Value::Null, "{out}");
+    assert_eq!(format!("{:?}", f.default_actions().await), actions);
+    assert_eq!(f.percent().await, 100);
+}

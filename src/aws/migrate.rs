@@ -721,6 +721,150 @@ mod tests {
             .build()
     }
 
+    fn decision(kind: Kind, stage_before: usize, stage: usize, percent: u8) -> Decision {
+        Decision {
+            kind,
+            stage_before,
+            stage,
+            percent,
+            set_percent: matches!(kind, Kind::Advance | Kind::Rollback | Kind::Correct)
+                .then_some(percent),
+            tags: BTreeMap::new(),
+            gates: vec![migration::Gate {
+                name: migration::GATE_ECS_HEALTHY,
+                state: migration::GateState::Fail,
+                detail: "0 healthy".into(),
+            }],
+            rollbacks: u32::from(kind == Kind::Rollback),
+            degraded: kind == Kind::Rollback,
+            complete_since: None,
+            reason: "because".into(),
+        }
+    }
+
+    fn outcome(state: SyncState) -> ServiceOutcome {
+        ServiceOutcome {
+            plan: crate::plan::ServicePlan {
+                key: ServiceKey {
+                    cluster: "prod".into(),
+                    name: "web".into(),
+                },
+                source: None,
+                exists: true,
+                drift: Vec::new(),
+                actions: Vec::new(),
+                replace: Vec::new(),
+                report_only: false,
+                held: None,
+                error: None,
+                rollout: None,
+            },
+            state,
+            done: Vec::new(),
+            error: None,
+            migration: None,
+        }
+    }
+
+    fn report(d: Decision, live: u8, applied: bool, error: Option<&str>) -> MigrationReport {
+        MigrationReport {
+            decision: Some(d),
+            live_percent: Some(live),
+            applied,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn read_only_correction_is_drift_and_says_would() {
+        let m = Metrics::new();
+        let mut o = outcome(SyncState::Synced);
+        fold(
+            &m,
+            &mut o,
+            report(decision(Kind::Correct, 1, 1, 10), 70, false, None),
+        );
+        assert_eq!(o.state, SyncState::OutOfSync);
+        assert_eq!(o.plan.drift.len(), 1);
+        assert_eq!(o.plan.drift[0].path, DRIFT_PATH);
+        assert_eq!(o.plan.drift[0].live, serde_json::json!(70));
+        assert!(o.done.is_empty());
+        let st = o.migration.as_ref().unwrap().status();
+        assert_eq!((st.step, st.percent), (Some(0), 70));
+        assert_eq!(st.message.as_deref(), Some("would because"));
+        assert!(!st.gates[0].passed);
+    }
+
+    #[test]
+    fn applied_rollback_is_degraded_and_counted_as_done() {
+        let m = Metrics::new();
+        let mut o = outcome(SyncState::Synced);
+        fold(
+            &m,
+            &mut o,
+            report(decision(Kind::Rollback, 2, 1, 10), 50, true, None),
+        );
+        assert_eq!(o.state, SyncState::Degraded);
+        assert_eq!(o.done, vec!["rollback_traffic"]);
+        let st = o.migration.as_ref().unwrap().status();
+        assert_eq!((st.step, st.percent, st.rollbacks), (Some(0), 10, 1));
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(r#"ecsync_migration_traffic_percent{cluster="prod",service="web"} 10"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn failures_holds_and_completion_map_to_states() {
+        let m = Metrics::new();
+        let mut o = outcome(SyncState::Synced);
+        fold(
+            &m,
+            &mut o,
+            report(
+                decision(Kind::Advance, 1, 2, 50),
+                10,
+                false,
+                Some("ModifyListener: denied"),
+            ),
+        );
+        assert_eq!(o.state, SyncState::Error);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("migration: ModifyListener: denied")
+        );
+        assert_eq!(o.migration.as_ref().unwrap().percent(), Some(10));
+
+        let mut o = outcome(SyncState::Synced);
+        fold(
+            &m,
+            &mut o,
+            report(decision(Kind::Hold, 1, 1, 10), 10, false, None),
+        );
+        assert_eq!(
+            o.state,
+            SyncState::Progressing,
+            "a migration under way is progress"
+        );
+
+        let mut o = outcome(SyncState::Synced);
+        fold(
+            &m,
+            &mut o,
+            report(decision(Kind::Complete, 3, 3, 100), 100, false, None),
+        );
+        assert_eq!(o.state, SyncState::Synced);
+
+        let mut o = outcome(SyncState::Held);
+        fold(
+            &m,
+            &mut o,
+            report(decision(Kind::Rollback, 2, 1, 10), 50, true, None),
+        );
+        assert_eq!(o.state, SyncState::Held);
+    }
+
     #[test]
     fn reads_the_ecs_share_from_the_forward_action() {
         assert_eq!(

@@ -419,3 +419,33 @@ fn degraded_is_reported_while_a_rolled_back_service_keeps_failing_at_zero() {
     c.now = 60;
     assert_eq!(c.decide().kind, Kind::Advance);
 }
+
+#[test]
+fn no_rollback_onto_a_legacy_side_with_nothing_healthy() {
+    let mut c = Case::new(at(3, Some(0)), 100);
+    c.ecs_healthy = 0;
+    c.legacy_healthy = 0;
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Hold, "{}", d.reason);
+    assert!(!d.changes_anything());
+    assert!(d.degraded);
+    assert!(
+        d.reason.contains("no healthy targets to roll back to"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn the_step_clock_keeps_milliseconds() {
+    let since = t(0) + Duration::from_millis(999);
+    let tags = BTreeMap::from([
+        (tags::MIGRATION_STEP.to_string(), "1".to_string()),
+        (tags::MIGRATION_STEP_SINCE.to_string(), rfc3339(since)),
+    ]);
+    assert_eq!(recorded(&[10, 100], &tags), (1, Some(since)));
+    // One millisecond short of the interval still holds.
+    let mut c = Case::new(tags, 10);
+    c.now = 60;
+    assert_eq!(c.decide().kind, Kind::Hold);
+}
