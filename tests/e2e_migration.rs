@@ -666,3 +666,43 @@ async fn removing_the_migration_after_completion_leaves_the_listener_alone() {
     assert_eq!(format!("{:?}", f.default_actions().await), actions);
     assert_eq!(f.percent().await, 100);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_bounded_rollbacks_it_holds_until_the_manifest_changes() {
+    let f = fleet("[10, 50, 100]", "1s", None).await;
+    let apply = |want: &'static str| {
+        let (code, out) = f.run(&["apply"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(want), "expected {want:?}:\n{out}");
+        out
+    };
+    apply("create_service");
+    // Three times: ECS healthy → first step; ECS gone → back to 0%.
+    for _ in 0..3 {
+        f.ecs_tasks_healthy().await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        apply("advance_traffic");
+        assert_eq!(f.percent().await, 10);
+        f.ecs_tasks_gone().await;
+        apply("rollback_traffic");
+        assert_eq!(f.percent().await, 0);
+    }
+    f.ecs_tasks_healthy().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = apply("Degraded");
+    assert!(out.contains("change the manifest to resume"), "{out}");
+    assert_eq!(f.percent().await, 0, "moved past the rollback limit");
+
+    // A fixed image is a new manifest: the count starts over and it resumes
+    // once the new deployment is stable.
+    let net = f.moto.default_network().await;
+    f.repo.write(
+        "services/web.yaml",
+        &manifest(&net, &f.listener_arn, "[10, 50, 100]", "1s", "nginx:1.28"),
+    );
+    f.repo.commit("fixed image");
+    apply("update_service");
+    assert_eq!(f.percent().await, 0, "no step while the deployment starts");
+    apply("advance_traffic");
+    assert_eq!(f.percent().await, 10);
+}
