@@ -659,6 +659,16 @@ pub fn with_weights(
         // With several groups the top-level TargetGroupArn must not be set.
         a.target_group_arn = None;
     }
+    for a in &mut out {
+        // Describe calls never return an OIDC client secret, and re-sending
+        // the action without one is refused unless it says to keep the
+        // existing secret: say so, so that action stays exactly as it was.
+        if let Some(oidc) = a.authenticate_oidc_config.as_mut()
+            && oidc.client_secret.is_none()
+        {
+            oidc.use_existing_client_secret = Some(true);
+        }
+    }
     out
 }
 
@@ -925,6 +935,24 @@ mod tests {
             .collect();
         assert_eq!(weights, vec![(ECS, 50), (LEGACY, 50)]);
         assert_eq!(managed_forward(&after, ECS, LEGACY), Ok((1, 50)));
+
+        let oidc = Action::builder()
+            .r#type(ActionTypeEnum::AuthenticateOidc)
+            .authenticate_oidc_config(
+                aws_sdk_elasticloadbalancingv2::types::AuthenticateOidcActionConfig::builder()
+                    .issuer("https://idp")
+                    .client_id("web")
+                    .build(),
+            )
+            .order(1)
+            .build();
+        let kept = with_weights(&[oidc, forward_single(LEGACY)], 1, ECS, LEGACY, 10);
+        let cfg = kept[0].authenticate_oidc_config().unwrap();
+        assert_eq!(cfg.use_existing_client_secret(), Some(true));
+        assert_eq!(
+            (cfg.issuer(), cfg.client_id()),
+            (Some("https://idp"), Some("web"))
+        );
 
         let single = with_weights(&[forward_single(LEGACY)], 0, ECS, LEGACY, 10);
         assert_eq!(single[0].target_group_arn(), None);
