@@ -424,7 +424,7 @@ fn status_snapshot(
                     (!o.plan.replace.is_empty())
                         .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
                 }),
-            migration: None,
+            migration: o.migration.as_ref().map(|m| m.status()),
         })
         .collect();
     snapshot
@@ -461,6 +461,7 @@ mod tests {
             },
             done: vec![],
             error: error.map(str::to_string),
+            migration: None,
         }
     }
 
