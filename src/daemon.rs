@@ -1,12 +1,14 @@
 //! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
 //! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use ecsync::controller::{PassReport, Reconciler};
@@ -22,8 +24,34 @@ use crate::commands;
 
 /// How soon to look again while a deployment is still rolling out.
 const PROGRESS_REQUEUE: Duration = Duration::from_secs(5);
-/// SIGTERM must end the process well inside a pod's grace period.
+/// SIGTERM must end the process well inside a pod's grace period: this bounds the
+/// whole shutdown, from the signal to the exit.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+/// How long a running git fetch or pass may go on after SIGTERM before it is dropped.
+/// Dropping it cancels in-flight AWS calls; every step is idempotent and the loop is
+/// level-triggered, so the next start picks up where this one stopped.
+const PASS_GRACE: Duration = Duration::from_secs(4);
+
+/// `None` while running; the instant SIGTERM/SIGINT arrived once stopping.
+type StopRx = watch::Receiver<Option<Instant>>;
+
+/// Runs `work` to completion, unless a stop is requested and `PASS_GRACE` (counted from
+/// the signal) passes first.
+async fn unless_stopped<T>(stop: &StopRx, work: impl Future<Output = T>) -> Option<T> {
+    let mut stop = stop.clone();
+    let stopping = async move {
+        let signalled = match stop.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or_else(Instant::now),
+            // No signal handler any more: nothing can ask us to stop.
+            Err(_) => std::future::pending().await,
+        };
+        tokio::time::sleep_until((signalled + PASS_GRACE).into()).await;
+    };
+    tokio::select! {
+        out = work => Some(out),
+        () = stopping => None,
+    }
+}
 
 pub async fn run(args: RunArgs) -> Result<u8> {
     let report_only = args.mode == Mode::Report;
@@ -72,24 +100,33 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         report_only,
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
+    let (stop_tx, stop) = watch::channel(None::<Instant>);
     let signal_trigger = trigger.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        info!("shutdown requested: finishing the current step");
-        signal_stop.store(true, Ordering::SeqCst);
+        info!(
+            grace_ms = PASS_GRACE.as_millis() as u64,
+            "shutdown requested: finishing the current pass within the grace period"
+        );
+        let _ = stop_tx.send(Some(Instant::now()));
         signal_trigger.notify_one();
+        // Keep the sender, so receivers never see a closed channel.
+        std::future::pending::<()>().await;
     });
+    let stopping = || stop.borrow().is_some();
 
     let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut pass_id: u64 = 0;
-    while !stop.load(Ordering::SeqCst) {
+    while !stopping() {
         pass_id += 1;
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
 
-        let fetched = source.fetch().await;
+        let Some(fetched) = unless_stopped(&stop, source.fetch()).await else {
+            warn!("shutdown: abandoned the git fetch");
+            break;
+        };
         let git_error = match fetched {
             Ok(snapshot) => {
                 metrics.git_fetch("ok");
@@ -117,7 +154,15 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             metrics.set_git_revision(revision);
             let span = info_span!("reconcile", pass_id, revision = %revision);
             let pass = reconciler.pass(revision, set, false).instrument(span);
-            let report = match tokio::time::timeout(args.pass_timeout, pass).await {
+            let pass = tokio::time::timeout(args.pass_timeout, pass);
+            let Some(report) = unless_stopped(&stop, pass).await else {
+                warn!(
+                    pass_id,
+                    "shutdown: abandoned the pass after the grace period; the next start resumes it"
+                );
+                break;
+            };
+            let report = match report {
                 Ok(report) => report,
                 Err(_) => PassReport {
                     revision: revision.clone(),
@@ -135,6 +180,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let elapsed = started.elapsed();
             metrics.observe_reconcile(result, elapsed.as_secs_f64());
             record_services(&metrics, &report);
+            log_unapplied_drift(&report, &mut reported_drift);
             if report.error.is_none() {
                 ready.store(true, Ordering::SeqCst);
             } else if let Some(e) = &report.error {
@@ -171,7 +217,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             s.git_error = git_error;
         }
 
-        if stop.load(Ordering::SeqCst) {
+        if stopping() {
             break;
         }
         // A webhook or a signal ends the wait early; passes never overlap
@@ -180,7 +226,11 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     }
 
     shutdown.notify_waiters();
-    let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
+    let since_signal = stop.borrow().map(|t| t.elapsed()).unwrap_or_default();
+    let left = DRAIN_LIMIT
+        .saturating_sub(since_signal)
+        .max(Duration::from_millis(500));
+    let _ = tokio::time::timeout(left, server).await;
     info!("stopped");
     Ok(commands::EXIT_OK)
 }
@@ -211,6 +261,34 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Drift that this pass found and did not correct (report mode, `ecsync.io/sync: report`)
+/// is logged when it first appears or changes, naming the service and the drifted fields.
+/// Values are left out: they may be secret environment values.
+fn log_unapplied_drift(
+    report: &PassReport,
+    reported: &mut BTreeMap<(String, String), Vec<String>>,
+) {
+    let mut now = BTreeMap::new();
+    for o in &report.services {
+        if o.state != SyncState::OutOfSync || o.plan.drift.is_empty() {
+            continue;
+        }
+        let key = (o.plan.key.cluster.clone(), o.plan.key.name.clone());
+        let fields: Vec<String> = o.plan.drift.iter().map(|d| d.path.clone()).collect();
+        if reported.get(&key) != Some(&fields) {
+            warn!(
+                cluster = %key.0,
+                service = %key.1,
+                drift = ?fields,
+                report_only = o.plan.report_only,
+                "service is out of sync; not corrected"
+            );
+        }
+        now.insert(key, fields);
+    }
+    *reported = now;
 }
 
 fn record_services(metrics: &Metrics, report: &PassReport) {
