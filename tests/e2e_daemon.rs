@@ -532,6 +532,12 @@ async fn report_mode_reports_a_hand_change_and_never_mutates() {
             .any(|f| f["path"] == "desiredCount" && f["desired"] == 2 && f["live"] == 7),
         "{status}"
     );
+    // What auto mode would do, as documented for `actions` in src/status.rs.
+    assert_eq!(
+        web["actions"],
+        serde_json::json!(["update_service"]),
+        "{status}"
+    );
     let api = status["services"]
         .as_array()
         .unwrap()
@@ -698,6 +704,64 @@ async fn remote_outage_touches_nothing_and_recovers() {
         live_service(&moto, "alpha", "web").await,
         Some(web_before),
         "web was not part of the change"
+    );
+}
+
+/// A service removed from git (prune off) is no longer managed: it leaves `/status` and its
+/// per-service series leave `/metrics`, and AWS keeps it untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_dropped_from_git_leaves_status_and_metrics() {
+    let moto = Moto::start();
+    let (repo, _net) = fleet(&moto).await;
+    let d = Running::start(&moto, &repo.url(), &["--interval", "1h"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.pass_id() >= 1),
+        "{}",
+        d.context()
+    );
+    let drift_series = |text: &str, service: &str| {
+        metric(
+            text,
+            "ecsync_service_drift",
+            &[("cluster", "alpha"), ("service", service)],
+        )
+    };
+    let m = d.metrics();
+    assert!(drift_series(&m, "api").is_some(), "{m}");
+    let api_before = live_service(&moto, "alpha", "api")
+        .await
+        .expect("api created");
+
+    repo.remove("services/api.yaml");
+    repo.commit("api is no longer managed here");
+    let before = d.pass_id();
+    let (code, body) = d.github_push("refs/heads/main", SECRET);
+    assert_eq!(code, 202, "{body}");
+    assert!(
+        d.wait_pass_after(before, Duration::from_secs(10)),
+        "{}",
+        d.context()
+    );
+
+    let status = d.status();
+    let listed: Vec<&str> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    assert_eq!(listed, ["web"], "{status}");
+    let m = d.metrics();
+    assert_eq!(drift_series(&m, "web"), Some(0.0), "{m}");
+    assert_eq!(
+        drift_series(&m, "api"),
+        None,
+        "a stale drift series for a service ecsync no longer manages:\n{m}"
+    );
+    assert_eq!(
+        live_service(&moto, "alpha", "api").await,
+        Some(api_before),
+        "without --prune the service stays as it was"
     );
 }
 
