@@ -1,7 +1,7 @@
 //! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
 //! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +117,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
 
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pass_id: u64 = 0;
     while !stopping() {
         pass_id += 1;
@@ -179,7 +180,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             };
             let elapsed = started.elapsed();
             metrics.observe_reconcile(result, elapsed.as_secs_f64());
-            record_services(&metrics, &report);
+            record_services(&metrics, &report, &mut exposed);
             log_unapplied_drift(&report, &mut reported_drift);
             if report.error.is_none() {
                 ready.store(true, Ordering::SeqCst);
@@ -291,7 +292,25 @@ fn log_unapplied_drift(
     *reported = now;
 }
 
-fn record_services(metrics: &Metrics, report: &PassReport) {
+/// Per-service gauges for this pass's services; the series of services no longer declared
+/// are dropped (`exposed` remembers which exist), unless the pass failed as a whole and so
+/// says nothing about which services exist.
+fn record_services(
+    metrics: &Metrics,
+    report: &PassReport,
+    exposed: &mut BTreeSet<(String, String)>,
+) {
+    if report.error.is_none() {
+        let now: BTreeSet<(String, String)> = report
+            .services
+            .iter()
+            .map(|o| (o.plan.key.cluster.clone(), o.plan.key.name.clone()))
+            .collect();
+        for (cluster, service) in exposed.difference(&now) {
+            metrics.remove_service(cluster, service);
+        }
+        *exposed = now;
+    }
     let mut counts = SyncState::ALL.map(|s| (s, 0i64));
     for o in &report.services {
         if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
@@ -343,7 +362,16 @@ fn status_snapshot(
                     live: d.live.clone(),
                 })
                 .collect(),
-            actions: o.done.iter().map(|s| s.to_string()).collect(),
+            // Report-only services show what auto mode would do.
+            actions: if o.done.is_empty() && o.plan.report_only {
+                o.plan
+                    .actions
+                    .iter()
+                    .map(|a| a.name().to_string())
+                    .collect()
+            } else {
+                o.done.iter().map(|s| s.to_string()).collect()
+            },
             last_error: o.error.clone().or_else(|| report.error.clone()),
             message: o.plan.held.clone().or_else(|| {
                 (!o.plan.replace.is_empty())

@@ -533,9 +533,10 @@ async fn report_mode_reports_a_hand_change_and_never_mutates() {
         "{status}"
     );
     // What auto mode would do, as documented for `actions` in src/status.rs.
-    assert_eq!(
-        web["actions"],
-        serde_json::json!(["update_service"]),
+    assert!(
+        web["actions"]
+            .as_array()
+            .is_some_and(|a| a.contains(&"update_service".into())),
         "{status}"
     );
     let api = status["services"]
