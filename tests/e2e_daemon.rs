@@ -766,6 +766,40 @@ async fn a_service_dropped_from_git_leaves_status_and_metrics() {
     );
 }
 
+/// An empty webhook secret would make every delivery fail with 401 (or, worse, accept an
+/// empty bearer token): `ecsync run` refuses to start with one.
+#[test]
+fn an_empty_webhook_secret_is_a_startup_error() {
+    let repo = GitRepo::new();
+    repo.write("services/README.md", "-");
+    repo.commit("x");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, " \n").unwrap();
+    let mut cmd = common::ecsync();
+    cmd.args(["run", "--repo", &repo.url(), "--interval", "1h"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--webhook-secret-file")
+        .arg(&secret)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        // Nothing listens there: no AWS call can leave the machine.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("NO_COLOR", "1");
+    let mut d = Daemon::spawn(cmd);
+    let exit = d.wait_timeout(Duration::from_secs(10));
+    let logs = d.logs();
+    let exit = exit.unwrap_or_else(|| panic!("still running with an empty secret:\n{logs}"));
+    assert_eq!(exit.code(), Some(1), "{logs}");
+    assert!(
+        logs.contains("webhook secret") && logs.contains("empty"),
+        "{logs}"
+    );
+}
+
 /// Moves a directory back on drop, so a failing assertion does not leave it behind.
 struct Restore {
     from: PathBuf,
