@@ -66,6 +66,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let secret = std::fs::read(path)
                 .with_context(|| format!("reading webhook secret {}", path.display()))?;
             let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+            if secret.is_empty() {
+                // Every delivery would get 401: fail where the operator looks first.
+                anyhow::bail!("webhook secret file {} is empty", path.display());
+            }
             Some(Arc::new(WebhookConfig {
                 secret,
                 branch: args.source.git_ref.clone(),
