@@ -1053,6 +1053,47 @@ async fn sigterm_during_a_long_pass_exits_zero_within_ten_seconds() {
     );
 }
 
+/// SIGTERM while a git fetch hangs (a remote that accepts and never answers) exits 0 within
+/// 10 s, and leaves no git process behind holding the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_hanging_git_fetch_exits_zero_and_leaves_no_git_behind() {
+    let moto = Moto::start();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let remote = format!("http://{}/acme/deploy.git", listener.local_addr().unwrap());
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel::<TcpStream>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            // Hold it open and say nothing.
+            if accepted_tx.send(conn).is_err() {
+                break;
+            }
+        }
+    });
+    let mut d = Running::start(&moto, &remote, &["--interval", "1h"]);
+    let mut conn = accepted_rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("git never connected\n{}", d.context()));
+    assert!(d.daemon.try_wait().is_none(), "{}", d.context());
+
+    let signalled = Instant::now();
+    d.daemon.signal("TERM");
+    let exit = d.daemon.wait_timeout(Duration::from_secs(20));
+    let took = signalled.elapsed();
+    let logs = d.logs();
+    let exit = exit.unwrap_or_else(|| panic!("still running 20 s after SIGTERM\n{logs}"));
+    assert_eq!(exit.code(), Some(0), "{logs}");
+    assert!(took < Duration::from_secs(10), "took {took:?}\n{logs}");
+
+    // Whoever held the connection (git-remote-http) is gone: it reads as closed.
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let closed = conn.read_to_end(&mut buf);
+    assert!(
+        closed.is_ok(),
+        "the git connection is still open after ecsync exited: {closed:?}"
+    );
+}
+
 /// Issue 3: `/readyz` is 503 until the first full pass, then 200; `/healthz` is 200 throughout.
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_turns_ready_after_the_first_pass_healthz_always_ok() {
