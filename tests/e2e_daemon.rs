@@ -1053,6 +1053,59 @@ async fn sigterm_during_a_long_pass_exits_zero_within_ten_seconds() {
     );
 }
 
+/// A push that arrives while a pass is running is not lost: another pass follows at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_during_a_pass_starts_another_pass_right_after() {
+    const SERVICES: usize = 30;
+    let moto = Moto::start();
+    moto.create_cluster("big").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    let name = |i: usize| format!("svc-{i:03}");
+    for i in 0..SERVICES {
+        repo.write(
+            &format!("services/{}.yaml", name(i)),
+            &service_yaml(&name(i), "big", &net, "app:1", 1),
+        );
+    }
+    repo.commit("many services");
+    let proxy = slow_proxy(moto.addr(), Duration::from_millis(100));
+    let mut cmd = ecsync_with(&moto);
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{proxy}"));
+    let d = Running::start_with(cmd, &repo.url(), &["--interval", "1h"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || d
+            .logs()
+            .contains("created service")),
+        "{}",
+        d.context()
+    );
+
+    let last = name(SERVICES - 1);
+    repo.write(
+        &format!("services/{last}.yaml"),
+        &service_yaml(&last, "big", &net, "app:2", 1),
+    );
+    let head = repo.commit("last service: app 2");
+    let (code, body) = d.github_push("refs/heads/main", SECRET);
+    assert_eq!(code, 202, "{body}");
+    assert!(
+        !d.logs().contains("pass finished"),
+        "the push did not land during the first pass\n{}",
+        d.context()
+    );
+    let applied = wait_until_async(Duration::from_secs(30), async || {
+        live_image(&moto, "big", &last).await.as_deref() == Some("app:2")
+    })
+    .await;
+    assert!(
+        applied,
+        "the push made during a pass was lost\n{}",
+        d.context()
+    );
+    assert_eq!(d.status()["revision"], head.as_str(), "{}", d.context());
+}
+
 /// SIGTERM while a git fetch hangs (a remote that accepts and never answers) exits 0 within
 /// 10 s, and leaves no git process behind holding the connection.
 #[tokio::test(flavor = "multi_thread")]
