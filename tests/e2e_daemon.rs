@@ -1103,7 +1103,13 @@ async fn a_push_during_a_pass_starts_another_pass_right_after() {
         "the push made during a pass was lost\n{}",
         d.context()
     );
-    assert_eq!(d.status()["revision"], head.as_str(), "{}", d.context());
+    // The status is written when the pass ends, a moment after moto shows the change.
+    assert!(
+        wait_until(Duration::from_secs(10), || d.status()["revision"]
+            == head.as_str()),
+        "{}",
+        d.context()
+    );
 }
 
 /// SIGTERM while a git fetch hangs (a remote that accepts and never answers) exits 0 within
