@@ -336,19 +336,23 @@ async fn service_count(moto: &Moto, cluster: &str) -> usize {
 /// for another branch is ignored.
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_webhook_deploys_within_two_seconds_forged_and_other_branch_do_nothing() {
-    let moto = Moto::start();
+    // Rollouts complete, so after creating the services the daemon's 5 s "progressing"
+    // requeue finds them Synced and goes quiet for the hour-long interval: from then on
+    // only the webhook can start a pass.
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
     let (repo, net) = fleet(&moto).await;
     let d = Running::start(&moto, &repo.url(), &["--interval", "1h"]);
-    assert!(
-        wait_until_async(Duration::from_secs(20), async || {
-            live_image(&moto, "alpha", "web").await.as_deref() == Some("nginx:1.27")
-        })
-        .await,
-        "the first pass did not create web\n{}",
-        d.context()
+    let quiet = wait_until(Duration::from_secs(30), || {
+        let s = d.status();
+        let services = s["services"].as_array().cloned().unwrap_or_default();
+        services.len() == 2 && services.iter().all(|v| v["state"] == "Synced")
+    });
+    assert!(quiet, "services never Synced\n{}", d.context());
+    assert_eq!(
+        live_image(&moto, "alpha", "web").await.as_deref(),
+        Some("nginx:1.27")
     );
     let first = d.pass_id();
-    assert_eq!(first, 1, "{}", d.context());
     let initial = repo.head();
 
     // Commit on main, but announce it with a forged signature.
@@ -463,11 +467,16 @@ async fn auto_mode_corrects_a_hand_change_within_one_interval() {
         d.context()
     );
     eprintln!("hand change corrected after {:?}", changed.elapsed());
-    let logs = d.logs();
+    // moto changes before the daemon logs the call it answered.
+    let logged = wait_until(Duration::from_secs(5), || {
+        d.logs()
+            .lines()
+            .any(|l| l.contains("updated service") && l.contains("desiredCount"))
+    });
     assert!(
-        logs.lines()
-            .any(|l| l.contains("updated service") && l.contains("desiredCount")),
-        "the correction must be logged with its reason:\n{logs}"
+        logged,
+        "the correction must be logged with its reason:\n{}",
+        d.logs()
     );
 }
 
@@ -942,9 +951,9 @@ async fn metrics_pass_promtool_and_carry_every_design_name() {
         Some(1.0),
         "{text}"
     );
-    assert_eq!(
-        metric(&text, "ecsync_reconcile_total", &[("result", "ok")]),
-        Some(2.0),
+    // Two passes at least (a 5 s "progressing" requeue may have added one).
+    assert!(
+        metric(&text, "ecsync_reconcile_total", &[("result", "ok")]).is_some_and(|v| v >= 2.0),
         "{text}"
     );
     assert!(
