@@ -717,10 +717,10 @@ async fn remote_outage_touches_nothing_and_recovers() {
     );
 }
 
-/// A service removed from git (prune off) is no longer managed: it leaves `/status` and its
-/// per-service series leave `/metrics`, and AWS keeps it untouched.
+/// A service removed from git (prune off) is an orphan ecsync still owns: `/status` shows it
+/// out of sync with the hint to prune, its drift series says so, and AWS keeps it untouched.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_service_dropped_from_git_leaves_status_and_metrics() {
+async fn a_service_dropped_from_git_is_reported_as_an_orphan() {
     let moto = Moto::start();
     let (repo, _net) = fleet(&moto).await;
     let d = Running::start(&moto, &repo.url(), &["--interval", "1h"]);
@@ -760,14 +760,19 @@ async fn a_service_dropped_from_git_leaves_status_and_metrics() {
         .iter()
         .filter_map(|s| s["service"].as_str())
         .collect();
-    assert_eq!(listed, ["web"], "{status}");
+    assert_eq!(listed, ["api", "web"], "{status}");
+    let api = &status["services"][0];
+    assert_eq!(api["state"], "OutOfSync", "{status}");
+    assert!(
+        api["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--prune"),
+        "{status}"
+    );
     let m = d.metrics();
     assert_eq!(drift_series(&m, "web"), Some(0.0), "{m}");
-    assert_eq!(
-        drift_series(&m, "api"),
-        None,
-        "a stale drift series for a service ecsync no longer manages:\n{m}"
-    );
+    assert_eq!(drift_series(&m, "api"), Some(1.0), "{m}");
     assert_eq!(
         live_service(&moto, "alpha", "api").await,
         Some(api_before),
