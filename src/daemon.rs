@@ -62,6 +62,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let status: SharedStatus = Arc::new(std::sync::RwLock::new(StatusSnapshot::new(
         if report_only { "report" } else { "auto" },
     )));
+    if args.leader.leader_election_table.is_some() {
+        // Nobody leads until the lease says so.
+        status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let trigger = Arc::new(Notify::new());
     let webhook = match &args.webhook_secret_file {

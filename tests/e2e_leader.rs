@@ -172,7 +172,12 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(created, "the leader must have created the service");
-    assert!(wait_until(Duration::from_secs(20), || passes(&leader_addr) >= 1));
+    assert!(
+        wait_until(Duration::from_secs(20), || passes(&leader_addr) >= 1),
+        "the leader counts no pass:\n{}\n{}",
+        http_get(&leader_addr, "/metrics").1,
+        a.logs() + &b.logs()
+    );
     assert_eq!(passes(&follower_addr), 0, "a follower never runs a pass");
 
     // Kill the leader hard: no release, the lease has to expire.
