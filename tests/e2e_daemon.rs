@@ -23,36 +23,9 @@ const SECRET: &str = "daemon-test-webhook-secret";
 
 // ---------------------------------------------------------------- manifests and git
 
+/// The shared fixture, without the environment variables this file does not use.
 fn service_yaml(name: &str, cluster: &str, net: &Network, image: &str, count: i32) -> String {
-    format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  cluster: {cluster}
-  desiredCount: {count}
-  launchType: FARGATE
-  taskDefinition:
-    family: {name}
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: app
-        image: {image}
-        portMappings: [{{containerPort: 8080}}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}, {s1}]
-      securityGroups: [{sg}]
-  tags: {{team: platform}}
-"#,
-        s0 = net.subnets[0],
-        s1 = net.subnets[1],
-        sg = net.security_group,
-    )
+    common::service_yaml(name, cluster, net, image, "daemon", count)
 }
 
 /// Cluster `alpha` with services `web` (nginx:1.27, 2 tasks) and `api` (api:1, 1 task).
