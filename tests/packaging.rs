@@ -67,9 +67,15 @@ fn assert_env_names_exist(what: &str, text: &str, help: &str) {
 
 // ───────────────────────────── `ecsync run --help` ─────────────────────────────
 
-/// `--flag` → its `[env: NAME=]`, from `ecsync run --help` (long form).
-fn help_flags(help: &str) -> BTreeMap<String, Option<String>> {
-    let mut flags = BTreeMap::new();
+#[derive(Debug, Default, PartialEq)]
+struct HelpFlag {
+    env: Option<String>,
+    default: Option<String>,
+}
+
+/// `--flag` → its `[env: NAME=]` and `[default: X]`, from `ecsync run --help` (long form).
+fn help_flags(help: &str) -> BTreeMap<String, HelpFlag> {
+    let mut flags: BTreeMap<String, HelpFlag> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in help.lines() {
         let t = line.trim_start();
@@ -82,13 +88,15 @@ fn help_flags(help: &str) -> BTreeMap<String, Option<String>> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
                 .collect();
             let flag = format!("--{name}");
-            flags.insert(flag.clone(), None);
+            flags.insert(flag.clone(), HelpFlag::default());
             current = Some(flag);
-        } else if let Some(env) = t.strip_prefix("[env: ")
-            && let Some(flag) = &current
-        {
-            let name = env.split('=').next().unwrap_or_default().to_string();
-            flags.insert(flag.clone(), Some(name));
+        } else if let Some(flag) = &current {
+            let entry = flags.get_mut(flag).unwrap();
+            if let Some(env) = t.strip_prefix("[env: ") {
+                entry.env = Some(env.split('=').next().unwrap_or_default().to_string());
+            } else if let Some(default) = t.strip_prefix("[default: ") {
+                entry.default = Some(default.trim_end_matches(']').to_string());
+            }
         }
     }
     flags
@@ -96,10 +104,11 @@ fn help_flags(help: &str) -> BTreeMap<String, Option<String>> {
 
 #[test]
 fn help_parser_reads_flags_and_env() {
-    let help = "Options:\n      --repo <REPO>\n          Git\n\n          [env: ECSYNC_REPO=]\n\n      --prune\n          Delete\n\n  -h, --help\n          Print help\n";
+    let help = "Options:\n      --repo <REPO>\n          Git\n\n          [env: ECSYNC_REPO=]\n          [default: 60s]\n\n      --prune\n          Delete\n\n  -h, --help\n          Print help\n";
     let flags = help_flags(help);
-    assert_eq!(flags["--repo"].as_deref(), Some("ECSYNC_REPO"));
-    assert_eq!(flags["--prune"], None);
+    assert_eq!(flags["--repo"].env.as_deref(), Some("ECSYNC_REPO"));
+    assert_eq!(flags["--repo"].default.as_deref(), Some("60s"));
+    assert_eq!(flags["--prune"], HelpFlag::default());
     assert!(flags.contains_key("--help"));
     assert_eq!(flags.len(), 3);
 }
@@ -477,6 +486,29 @@ fn every_value_a_template_uses_is_defined_in_values_yaml() {
             "no template uses .Values.{expected}"
         );
     }
+}
+
+#[test]
+fn every_value_in_values_yaml_is_used_by_a_template() {
+    let values = yaml(&format!("{CHART}/values.yaml"));
+    let mut refs = BTreeSet::new();
+    for f in files_under(&root().join(CHART).join("templates")) {
+        refs.extend(values_refs(&fs::read_to_string(&f).unwrap()));
+    }
+    let mut paths = Vec::new();
+    key_paths(&values, "", &mut paths);
+    // A template using `.Values.a` uses every value under `a` (for instance through toYaml).
+    let unused: Vec<&str> = paths
+        .iter()
+        .filter(|(p, leaf)| {
+            *leaf
+                && !refs
+                    .iter()
+                    .any(|r| p == r || p.starts_with(&format!("{r}.")))
+        })
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert!(unused.is_empty(), "values no template uses: {unused:?}");
 }
 
 #[test]
@@ -1305,7 +1337,7 @@ fn readme_configuration_table_matches_run_help() {
     let flags = help_flags(&help);
     assert!(flags.len() > 10, "help parser found {flags:?}");
     let mut problems = Vec::new();
-    for (flag, env) in &flags {
+    for (flag, f) in &flags {
         if flag == "--help" {
             continue;
         }
@@ -1313,10 +1345,17 @@ fn readme_configuration_table_matches_run_help() {
         match rows.iter().find(|r| r.contains(&cell)) {
             None => problems.push(format!("{flag} has no row in the configuration table")),
             Some(row) => {
-                if let Some(env) = env
+                if let Some(env) = &f.env
                     && !row.contains(&format!("`{env}`"))
                 {
                     problems.push(format!("the {flag} row does not name `{env}`"));
+                }
+                if let Some(default) = &f.default
+                    && !row.contains(&format!("`{default}`"))
+                {
+                    problems.push(format!(
+                        "the {flag} row does not give its default `{default}`"
+                    ));
                 }
             }
         }
