@@ -3,6 +3,8 @@
 //! the README's configuration table. None needs Docker, Helm or AWS: they read the files, and
 //! run the built `ecsync` binary for `--help` and `validate`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -1316,6 +1318,151 @@ fn iam_policy_lists_exactly_the_actions_ecsync_calls() {
             .collect::<Vec<_>>()
             .join("\n"),
         IMPLIED_ACTIONS
+    );
+}
+
+/// Sets up IAM on a moto whose IAM enforcement starts after three requests: those three create
+/// an `admin` user with `*`, and everything after is signed with its keys. Then: the `prod`
+/// cluster, a `web-ecs` target group, a user `ecsync` whose only policy is the file given, and
+/// a user `weak` with the same policy minus `ecs:CreateService`. Prints JSON.
+const IAM_SETUP: &str = r#"
+import json, sys, boto3
+endpoint, policy_path = sys.argv[1], sys.argv[2]
+def client(svc, key="testing", secret="testing"):
+    return boto3.client(svc, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+iam = client("iam")
+iam.create_user(UserName="admin")
+iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+k = iam.create_access_key(UserName="admin")["AccessKey"]
+admin = (k["AccessKeyId"], k["SecretAccessKey"])
+iam = client("iam", *admin)
+ec2 = client("ec2", *admin)
+client("ecs", *admin).create_cluster(clusterName="prod")
+vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                           {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+client("elbv2", *admin).create_target_group(Name="web-ecs", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+policy = json.load(open(policy_path))
+weak = json.loads(json.dumps(policy))
+for st in weak["Statement"]:
+    acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+    st["Action"] = [a for a in acts if a != "ecs:CreateService"] or ["ecs:ListTagsForResource"]
+users = {}
+for name, doc in [("ecsync", policy), ("weak", weak)]:
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="ecsync", PolicyDocument=json.dumps(doc))
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    users[name] = [k["AccessKeyId"], k["SecretAccessKey"]]
+# moto rejects an unknown key once enforcement is on: prove it is.
+try:
+    client("ecs").list_clusters()
+    sys.exit("moto does not enforce IAM")
+except Exception:
+    pass
+print(json.dumps({"users": users, "subnets": subnets, "sg": sg}))
+"#;
+
+/// The policy is not only equal to the scanned calls: it is enough for a real apply, diff and
+/// import against moto with IAM enforcement on (which checks each call's action; it cannot
+/// evaluate `aws:ResourceTag` conditions, so pruning is not exercised here).
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_policy_is_enough_to_apply_diff_and_import_under_enforced_iam() {
+    let moto = common::Moto::start_with_env(&[
+        ("INITIAL_NO_AUTH_ACTION_COUNT", "3"),
+        ("MOTO_ECS_SERVICE_RUNNING", "1"),
+    ]);
+    let out = Command::new("python3")
+        .args(["-c", IAM_SETUP, &moto.endpoint()])
+        .arg(root().join("manifests/ecsync/iam-policy.json"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "IAM setup failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        moto.log()
+    );
+    let setup: Value = serde_json::from_slice(&out.stdout).expect("setup JSON");
+    let manifest = format!(
+        r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  cluster: prod
+  desiredCount: 1
+  launchType: FARGATE
+  taskDefinition:
+    family: web
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    taskRoleArn: arn:aws:iam::123456789012:role/web-task
+    containerDefinitions:
+      - name: web
+        image: nginx:1.27
+        portMappings: [{{containerPort: 80}}]
+  networkConfiguration:
+    awsvpcConfiguration:
+      subnets: [{s0}, {s1}]
+      securityGroups: [{sg}]
+  loadBalancers:
+    - {{targetGroup: web-ecs, containerName: web, containerPort: 80}}
+  tags: {{team: platform}}
+"#,
+        s0 = setup["subnets"][0].as_str().unwrap(),
+        s1 = setup["subnets"][1].as_str().unwrap(),
+        sg = setup["sg"].as_str().unwrap(),
+    );
+    let repo = common::GitRepo::new();
+    repo.write("services/web.yaml", &manifest);
+    repo.commit("web");
+    let cache = tempfile::tempdir().unwrap();
+    let as_user = |user: &str, args: &[&str]| {
+        let key = &setup["users"][user];
+        let mut cmd = common::ecsync_with(&moto);
+        cmd.args(args)
+            .env("AWS_ACCESS_KEY_ID", key[0].as_str().unwrap())
+            .env("AWS_SECRET_ACCESS_KEY", key[1].as_str().unwrap());
+        if args[0] != "import" {
+            cmd.args(["--repo", &repo.url(), "--path", "services", "--cache-dir"])
+                .arg(cache.path());
+        }
+        common::run(cmd)
+    };
+
+    // The control: without ecs:CreateService the same apply is refused, so moto really checks.
+    let weak = as_user("weak", &["apply"]);
+    assert_eq!(weak.code, 1, "{weak}");
+    assert!(
+        format!("{weak}").contains("CreateService"),
+        "the weak policy must fail on CreateService: {weak}"
+    );
+
+    let log_before = moto.log().len();
+    let apply = as_user("ecsync", &["apply", "--output", "json"]);
+    assert_eq!(apply.code, 0, "apply with iam-policy.json:\n{apply}");
+    let diff = as_user("ecsync", &["diff"]);
+    assert_eq!(diff.code, 0, "diff with iam-policy.json:\n{diff}");
+    let import = as_user("ecsync", &["import", "--cluster", "prod"]);
+    assert_eq!(import.code, 0, "import with iam-policy.json:\n{import}");
+    assert!(import.stdout.contains("name: web"), "{import}");
+    let log = moto.log();
+    let refused: Vec<&str> = log[log_before..]
+        .lines()
+        .filter(|l| l.contains("\" 403 "))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "moto refused calls made with iam-policy.json: {refused:?}"
+    );
+    assert!(
+        apply.json().to_string().contains("CreateService"),
+        "the apply must have created the service: {apply}"
     );
 }
 
