@@ -158,9 +158,32 @@ pub struct RunArgs {
     /// File holding the push-webhook secret; without it the webhook is disabled.
     #[arg(long, env = "ECSYNC_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     /// Upper bound on one pass.
     #[arg(long, env = "ECSYNC_PASS_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5m")]
     pub pass_timeout: Duration,
+}
+
+/// Leader election for two or more replicas (off unless a table is given).
+#[derive(Args, Debug, Clone)]
+pub struct LeaderArgs {
+    /// DynamoDB table (partition key `lease`, string) holding the leader lease;
+    /// enables leader election: only the leader acts.
+    #[arg(long, env = "ECSYNC_LEADER_ELECTION_TABLE")]
+    pub leader_election_table: Option<String>,
+    /// How long a lease lasts without renewal; failover takes at most this long.
+    #[arg(long, env = "ECSYNC_LEASE_DURATION", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops acting (must be < lease duration).
+    #[arg(long, env = "ECSYNC_LEASE_RENEW_DEADLINE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub lease_renew_deadline: Duration,
+    /// How often to renew, or to try to acquire (must be < renew deadline).
+    #[arg(long, env = "ECSYNC_LEASE_RETRY_PERIOD", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub lease_retry_period: Duration,
+    /// This replica's identity in the lease (default: host name, pid and a random suffix).
+    #[arg(long, env = "ECSYNC_LEASE_HOLDER")]
+    pub lease_holder: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -92,10 +92,20 @@ pub async fn clients(
     metrics: Arc<Metrics>,
     read_only: bool,
 ) -> (Clients, Arc<CallCounts>) {
+    let switch = Arc::new(std::sync::atomic::AtomicBool::new(read_only));
     let sdk = aws::load_config(args.endpoint_url.as_deref()).await;
+    clients_with_switch(&sdk, metrics, switch)
+}
+
+/// Clients whose mutating calls are refused while `read_only` is set.
+pub fn clients_with_switch(
+    sdk: &aws_config::SdkConfig,
+    metrics: Arc<Metrics>,
+    read_only: Arc<std::sync::atomic::AtomicBool>,
+) -> (Clients, Arc<CallCounts>) {
     let counts = Arc::new(CallCounts::default());
-    let interceptor = ApiCallInterceptor::new(metrics, counts.clone(), read_only);
-    (Clients::new(&sdk, interceptor), counts)
+    let interceptor = ApiCallInterceptor::with_switch(metrics, counts.clone(), read_only);
+    (Clients::new(sdk, interceptor), counts)
 }
 
 async fn one_pass(

@@ -37,6 +37,8 @@ pub struct ServiceOutcome {
     pub state: SyncState,
     pub done: Vec<&'static str>,
     pub error: Option<String>,
+    /// The service's traffic migration this pass, when its manifest has one.
+    pub migration: Option<crate::aws::migrate::MigrationReport>,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +174,17 @@ impl Reconciler {
                 Err(e) => report.error = Some(format!("internal: apply task failed: {e}")),
             }
         }
+        // Traffic moves only after the service's own changes, from target
+        // health observed now (DESIGN §3 `migration`; decided in crate::migration).
+        let phase = crate::aws::migrate::Phase {
+            clients: &self.clients,
+            metrics: &self.metrics,
+            observed: &observed,
+            desired: &desired,
+            read_only: dry_run || self.report_only,
+            now: std::time::SystemTime::now(),
+        };
+        crate::aws::migrate::phase(&phase, &mut report.services).await;
         report.services.sort_by(|a, b| a.plan.key.cmp(&b.plan.key));
         report
     }
@@ -207,5 +220,6 @@ fn outcome(
         state,
         done,
         error,
+        migration: None,
     }
 }

@@ -13,6 +13,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use backon::BackoffBuilder;
 use ecsync::controller::{PassReport, Reconciler};
 use ecsync::http::{self, HttpState, WebhookConfig};
+use ecsync::leader::{self, Elector, LeaseConfig};
 use ecsync::manifest::ManifestSet;
 use ecsync::metrics::Metrics;
 use ecsync::model::ServiceKey;
@@ -66,7 +67,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     }));
 
     let source = commands::git_source(&args.source)?;
-    let (clients, _counts) = commands::clients(&args.aws, metrics.clone(), report_only).await;
+    let sdk = ecsync::aws::load_config(args.aws.endpoint_url.as_deref()).await;
+    let read_only = Arc::new(AtomicBool::new(report_only));
+    let (clients, _counts) =
+        commands::clients_with_switch(&sdk, metrics.clone(), read_only.clone());
     let reconciler = Reconciler {
         clients,
         cache: Default::default(),
@@ -76,20 +80,63 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         prune: args.prune.limit(),
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    let signal_trigger = trigger.clone();
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested: finishing the current step");
-        signal_stop.store(true, Ordering::SeqCst);
-        signal_trigger.notify_one();
+        let _ = stop_tx.send(true);
     });
+
+    let (leadership, elector) = match &args.leader.leader_election_table {
+        Some(table) => {
+            // The lease client is not behind the read-only switch: a follower
+            // must be able to write the lease in order to take over.
+            let counts = Arc::new(ecsync::interceptor::CallCounts::default());
+            let interceptor =
+                ecsync::interceptor::ApiCallInterceptor::new(metrics.clone(), counts, false);
+            let ddb = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(interceptor)
+                    .build(),
+            );
+            let cfg = LeaseConfig {
+                table: table.clone(),
+                name: args.aws.controller_id.clone(),
+                holder: args
+                    .leader
+                    .lease_holder
+                    .clone()
+                    .unwrap_or_else(leader::default_holder),
+                duration: args.leader.lease_duration,
+                renew_deadline: args.leader.lease_renew_deadline,
+                retry_period: args.leader.lease_retry_period,
+            };
+            info!(holder = %cfg.holder, table = %cfg.table, "leader election on");
+            let elector = Elector::new(ddb, cfg, read_only.clone(), report_only)?;
+            let leadership = elector.leadership();
+            (
+                Some(leadership),
+                Some(tokio::spawn(elector.run(stop.clone()))),
+            )
+        }
+        None => (None, None),
+    };
 
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut backoff = ServiceBackoff::default();
     let mut pass_id: u64 = 0;
-    while !stop.load(Ordering::SeqCst) {
+    while !*stop.borrow() {
+        if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
+            // Followers serve HTTP and wait; only the lease holder reads Git
+            // and acts. Checked again every retry period to take over fast.
+            ready.store(true, Ordering::SeqCst);
+            status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+            tokio::select! {
+                _ = tokio::time::sleep(args.leader.lease_retry_period) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            continue;
+        }
         pass_id += 1;
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -125,14 +172,24 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let pass = reconciler
                 .pass(revision, set, false, &backing_off)
                 .instrument(span);
-            let report = match tokio::time::timeout(args.pass_timeout, pass).await {
-                Ok(report) => report,
-                Err(_) => PassReport {
-                    revision: revision.clone(),
-                    error: Some(format!("pass exceeded {:?}", args.pass_timeout)),
-                    ..Default::default()
-                },
+            let pass = tokio::time::timeout(args.pass_timeout, pass);
+            tokio::pin!(pass);
+            let finished = tokio::select! {
+                finished = &mut pass => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
+                _ = stop.wait_for(|s| *s) => {
+                    // Let the AWS step in flight finish, but never past the
+                    // drain limit; what is cut short is redone after restart.
+                    match tokio::time::timeout(DRAIN_LIMIT, &mut pass).await {
+                        Ok(finished) => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
+                        Err(_) => Err("pass interrupted by shutdown".to_string()),
+                    }
+                }
             };
+            let report = finished.unwrap_or_else(|error| PassReport {
+                revision: revision.clone(),
+                error: Some(error),
+                ..Default::default()
+            });
             let result = if report.error.is_some() {
                 "error"
             } else if report.has_errors() || !set.errors.is_empty() {
@@ -177,20 +234,38 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 },
                 report_only,
             );
-            *status.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+            let mut current = status.write().unwrap_or_else(|e| e.into_inner());
+            let mut snapshot = snapshot;
+            if let Some(error) = &report.error {
+                // Nothing was observed: keep the last known services, marked
+                // with why they could not be checked this time.
+                snapshot.services = std::mem::take(&mut current.services);
+                for service in &mut snapshot.services {
+                    service.last_error = Some(error.clone());
+                }
+            }
+            *current = snapshot;
         } else {
             let mut s = status.write().unwrap_or_else(|e| e.into_inner());
             s.git_error = git_error;
         }
 
-        if stop.load(Ordering::SeqCst) {
+        if *stop.borrow() {
             break;
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
-        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(requeue) => {}
+            _ = trigger.notified() => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
     }
 
+    if let Some(elector) = elector {
+        // It sees the stop signal too and releases the lease on its way out.
+        let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+    }
     shutdown.notify_waiters();
     let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
     info!("stopped");
@@ -349,7 +424,7 @@ fn status_snapshot(
                     (!o.plan.replace.is_empty())
                         .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
                 }),
-            migration: None,
+            migration: o.migration.as_ref().map(|m| m.status()),
         })
         .collect();
     snapshot
@@ -386,6 +461,7 @@ mod tests {
             },
             done: vec![],
             error: error.map(str::to_string),
+            migration: None,
         }
     }
 

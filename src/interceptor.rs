@@ -6,7 +6,7 @@
 //! even if a bug upstream plans one.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -143,11 +143,22 @@ impl CallCounts {
 pub struct ApiCallInterceptor {
     metrics: Arc<Metrics>,
     counts: Arc<CallCounts>,
-    read_only: bool,
+    read_only: Arc<AtomicBool>,
 }
 
 impl ApiCallInterceptor {
     pub fn new(metrics: Arc<Metrics>, counts: Arc<CallCounts>, read_only: bool) -> Self {
+        Self::with_switch(metrics, counts, Arc::new(AtomicBool::new(read_only)))
+    }
+
+    /// Read-only while `read_only` is true; flipped at run time by leader
+    /// election, so a replica that lost its lease cannot mutate even from a
+    /// pass that is still running (fencing at the client).
+    pub fn with_switch(
+        metrics: Arc<Metrics>,
+        counts: Arc<CallCounts>,
+        read_only: Arc<AtomicBool>,
+    ) -> Self {
         ApiCallInterceptor {
             metrics,
             counts,
@@ -172,7 +183,7 @@ impl Intercept for ApiCallInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !self.read_only {
+        if !self.read_only.load(Ordering::SeqCst) {
             return Ok(());
         }
         let (service, operation) = match cfg.load::<Metadata>() {

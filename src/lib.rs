@@ -1,11 +1,12 @@
 //! ecsync: a GitOps reconciliation controller for Amazon ECS.
 //!
-//! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`)
-//! performs no I/O and imports nothing from the shell (`source`, `aws`,
-//! `controller`, `http`, `metrics`, `interceptor`, `status`, `webhook`).
+//! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`,
+//! `migration`) performs no I/O and imports nothing from the shell (`source`,
+//! `aws`, `controller`, `http`, `metrics`, `interceptor`, `status`, `webhook`).
 
 pub mod diff;
 pub mod manifest;
+pub mod migration;
 pub mod model;
 pub mod normalize;
 pub mod plan;
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod controller;
 pub mod http;
 pub mod interceptor;
+pub mod leader;
 pub mod metrics;
 pub mod source;
 pub mod status;

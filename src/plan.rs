@@ -132,8 +132,14 @@ pub enum Action {
     UntagService {
         keys: Vec<String>,
     },
-    /// Scale to zero, then delete: the manifest is gone and pruning is on.
+    /// Scale to zero, then delete: the manifest is gone and pruning is on, or
+    /// the service is being replaced.
     PruneService,
+    /// Create the stand-in that serves while the service is replaced.
+    CreateReplacement {
+        name: String,
+        desired_count: i32,
+    },
 }
 
 impl Action {
@@ -145,6 +151,7 @@ impl Action {
             Self::TagService { .. } => "tag_service",
             Self::UntagService { .. } => "untag_service",
             Self::PruneService => "prune_service",
+            Self::CreateReplacement { .. } => "create_replacement",
         }
     }
 }
@@ -185,8 +192,6 @@ pub struct Observed {
     pub missing_clusters: BTreeSet<String>,
     /// Target group name → ARN for every name the manifests use that exists.
     pub target_groups: BTreeMap<String, String>,
-    /// Services whose observation failed, with the reason.
-    pub errors: BTreeMap<ServiceKey, String>,
 }
 
 pub struct PlanContext<'a> {
@@ -289,6 +294,85 @@ fn top_field(path: &str) -> &str {
     path.split(['.', '[']).next().unwrap_or(path)
 }
 
+/// The stand-in that serves while a service is replaced under its own name.
+pub const REPLACEMENT_SUFFIX: &str = "-ecsync-next";
+
+pub fn replacement_key(key: &ServiceKey) -> ServiceKey {
+    ServiceKey {
+        cluster: key.cluster.clone(),
+        name: format!("{}{REPLACEMENT_SUFFIX}", key.name),
+    }
+}
+
+fn stable(live: &LiveService) -> bool {
+    !live.rollout.in_progress()
+        && !live.rollout.failed()
+        && live.rollout.running >= live.rollout.desired
+}
+
+/// ECS has no in-place change for immutable fields and no two services of one
+/// name, so a replacement never leaves the service without tasks:
+/// 1. create `<name>-ecsync-next` with the new spec, wait until it is stable;
+/// 2. delete the old `<name>` (traffic stays on the stand-in), wait until gone;
+/// 3. create `<name>` anew (the ordinary create path), wait until stable;
+/// 4. delete the stand-in (`plan_orphans`).
+///
+/// Every step is decided from what is live, so a restart resumes where it was.
+fn plan_replacement(
+    d: &DesiredService,
+    live: &LiveService,
+    observed: &Observed,
+    ctx: &PlanContext,
+    plan: &mut ServicePlan,
+) {
+    if ctx.prune.is_none() {
+        plan.message = Some(format!(
+            "{} cannot change in place: run with --prune to replace the service",
+            plan.replace.join(", ")
+        ));
+        return;
+    }
+    let next_key = replacement_key(&d.key);
+    if next_key.name.len() > 255 {
+        plan.error = Some("service name too long to replace (needs room for -ecsync-next)".into());
+        return;
+    }
+    match observed.services.get(&next_key).filter(|n| n.is_active()) {
+        Some(next) if next.managed_by() != Some(ctx.controller_id) => {
+            plan.error = Some(format!(
+                "cannot replace: {} exists and is not managed by {}",
+                next_key.name, ctx.controller_id
+            ));
+        }
+        None => {
+            plan.message = Some(format!(
+                "replacing: starting {} with the new spec",
+                next_key.name
+            ));
+            plan.actions.push(Action::RegisterTaskDefinition {
+                family: d.spec.task_definition.family.clone(),
+            });
+            plan.actions.push(Action::CreateReplacement {
+                name: next_key.name,
+                desired_count: d.spec.desired_count.unwrap_or(live.rollout.desired),
+            });
+        }
+        Some(next) if !stable(next) => {
+            plan.message = Some(format!(
+                "replacing: waiting for {} to become stable",
+                next_key.name
+            ));
+        }
+        Some(_) => {
+            plan.message = Some(format!(
+                "replacing: {} is stable; deleting the old service",
+                next_key.name
+            ));
+            plan.actions.push(Action::PruneService);
+        }
+    }
+}
+
 /// Plan one desired service against what was observed.
 pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> ServicePlan {
     let live = observed.services.get(&d.key).filter(|l| l.is_active());
@@ -309,10 +393,6 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
         plan.error = Some(format!("cluster {:?} not found", d.key.cluster));
         return plan;
     }
-    if let Some(e) = observed.errors.get(&d.key) {
-        plan.error = Some(e.clone());
-        return plan;
-    }
     let desired_spec = match resolve_target_groups(&d.spec, &observed.target_groups) {
         Ok(s) => s,
         Err(e) => {
@@ -321,6 +401,15 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
         }
     };
     let Some(live) = live else {
+        if observed
+            .services
+            .get(&d.key)
+            .is_some_and(|l| l.status == "DRAINING")
+        {
+            // ECS refuses a new service while one of the same name drains.
+            plan.message = Some("waiting for the previous service of this name to drain".into());
+            return plan;
+        }
         plan.drift.push(FieldDiff {
             path: String::new(),
             desired: serde_json::Value::String("service exists".into()),
@@ -351,6 +440,7 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
     if !plan.replace.is_empty() {
         // Updating part of a service that must be replaced would leave it half
         // converged; it waits for the replacement instead.
+        plan_replacement(d, live, observed, ctx, &mut plan);
         return plan;
     }
     if fields.contains(&UpdateField::TaskDefinition) {
@@ -419,12 +509,18 @@ pub fn plan_all(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Ve
         .iter()
         .map(|d| plan_service(d, observed, ctx))
         .collect();
+    let done_replacing: BTreeSet<ServiceKey> = plans
+        .iter()
+        .filter(|p| p.exists && p.replace.is_empty() && p.error.is_none())
+        .filter(|p| observed.services.get(&p.key).is_some_and(stable))
+        .map(|p| replacement_key(&p.key))
+        .collect();
     for key in &set.held {
         let mut plan = ServicePlan::empty(key.clone(), observed.services.get(key));
         plan.held = Some("its manifest has errors".into());
         plans.push(plan);
     }
-    plans.extend(plan_orphans(set, observed, ctx));
+    plans.extend(plan_orphans(set, observed, ctx, &done_replacing));
     plans.sort_by(|a, b| a.key.cmp(&b.key));
     plans
 }
@@ -450,7 +546,12 @@ impl ServicePlan {
 
 /// Services this controller owns whose manifest is gone. Each is drift; with
 /// `--prune` the first `max` unprotected ones are deleted, the rest wait.
-fn plan_orphans(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Vec<ServicePlan> {
+fn plan_orphans(
+    set: &ManifestSet,
+    observed: &Observed,
+    ctx: &PlanContext,
+    done_replacing: &BTreeSet<ServiceKey>,
+) -> Vec<ServicePlan> {
     let declared: BTreeSet<&ServiceKey> = set.services.iter().map(|d| &d.key).collect();
     let mut budget = ctx.prune.unwrap_or(0);
     let mut plans = Vec::new();
@@ -477,7 +578,19 @@ fn plan_orphans(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Ve
             live: serde_json::Value::String("service exists".into()),
         });
         plan.report_only = ctx.report_only;
-        if ctx.prune.is_none() {
+        if let Some(original) = live.tags.get(tags::REPLACEMENT_OF) {
+            // A stand-in goes only once the service it stands in for is back
+            // and stable; it is not counted against the prune cap.
+            if done_replacing.contains(&live.key) && ctx.prune.is_some() {
+                plan.message = Some(format!(
+                    "replacement of {original} finished: removing the stand-in"
+                ));
+                plan.actions.push(Action::PruneService);
+            } else {
+                plan.drift.clear();
+                plan.message = Some(format!("serving while {original} is replaced"));
+            }
+        } else if ctx.prune.is_none() {
             plan.message = Some("no longer in Git; run with --prune to delete it".into());
         } else if live.protected() {
             plan.held = Some(format!("no longer in Git, but {}=true", tags::PROTECT));

@@ -63,6 +63,27 @@ fn details(out: &mut String, o: &ServiceOutcome) {
     }
 }
 
+/// The migration's state and the step a pass takes (or, read-only, would take).
+fn migration(out: &mut String, o: &ServiceOutcome, verb: &str) {
+    let Some(m) = &o.migration else { return };
+    let st = m.status();
+    let step = st.step.map_or("none".to_string(), |i| (i + 1).to_string());
+    let _ = writeln!(
+        out,
+        "    migration: {}% on ECS, step {step}, {} rollbacks",
+        st.percent, st.rollbacks
+    );
+    for g in &st.gates {
+        let mark = if g.passed { "ok" } else { "--" };
+        let _ = writeln!(out, "      gate {mark} {}: {}", g.name, g.detail);
+    }
+    if let Some(next) = m.next_step() {
+        let _ = writeln!(out, "    {verb}: {next}");
+    } else if let Some(msg) = &st.message {
+        let _ = writeln!(out, "      {msg}");
+    }
+}
+
 fn manifest_errors(out: &mut String, set: &ManifestSet) {
     for e in &set.errors {
         let _ = writeln!(out, "! {e}");
@@ -83,6 +104,7 @@ pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
             let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
             let _ = writeln!(out, "    plan: {}", names.join(", "));
         }
+        migration(&mut out, o, "next migration step");
     }
     let drifted = report.drifted().count();
     let _ = writeln!(
@@ -124,11 +146,13 @@ pub fn apply_text(
                 let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
                 let _ = writeln!(out, "    would: {}", names.join(", "));
             }
+            migration(&mut out, o, if dry_run { "would" } else { "migration" });
         } else {
             let _ = writeln!(out, "    did: {}", o.done.join(", "));
             if let Some(e) = &o.error {
                 let _ = writeln!(out, "    error: {e}");
             }
+            migration(&mut out, o, "migration");
         }
     }
     let changed = report
@@ -173,6 +197,13 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
                 "held": o.plan.held,
                 "message": o.plan.message,
                 "error": o.error,
+                "migration": o.migration.as_ref().map(|m| json!({
+                    "status": m.status(),
+                    "next": m.next_step(),
+                    "applied": m.applied,
+                    "decision": m.decision,
+                    "error": m.error,
+                })),
             })
         })
         .collect();

@@ -9,11 +9,18 @@ pub const PROTECT: &str = "ecsync.io/protect";
 pub const PRUNE: &str = "ecsync.io/prune";
 pub const MIGRATION_STEP: &str = "ecsync.io/migration-step";
 pub const MIGRATION_STEP_SINCE: &str = "ecsync.io/migration-step-since";
+/// `<n>@<fingerprint>`: rollbacks of the migration as the manifest (migration
+/// spec and task definition) with that fingerprint declared it; a manifest
+/// change starts a new count (DESIGN §5: "holds until the manifest changes").
+pub const MIGRATION_ROLLBACKS: &str = "ecsync.io/migration-rollbacks";
 pub const DECOMMISSION: &str = "ecsync.io/decommission";
 /// `<family>:<revision>@<content hash>` of the task definition ecsync last put
 /// on the service: while the service still runs that revision, its content is
 /// known without a DescribeTaskDefinition call.
 pub const TASK_DEFINITION: &str = "ecsync.io/task-definition";
+/// On the stand-in service `<name>-ecsync-next` that serves while `<name>` is
+/// replaced: the name of the service it stands in for.
+pub const REPLACEMENT_OF: &str = "ecsync.io/replacement-of";
 /// On task definitions ecsync registers: the content hash.
 pub const SPEC_HASH: &str = "ecsync.io/spec-hash";
 

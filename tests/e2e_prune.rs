@@ -190,3 +190,94 @@ async fn a_broken_manifest_is_never_pruned() {
     assert!(r.stdout.contains("services/b.yaml:2"), "{r}");
     assert_eq!(active_services(&moto, "alpha").await, ["a", "b", "c"]);
 }
+
+/// An immutable field (launchType) changes: with --prune the service is
+/// replaced under its own name, and at no point is nothing serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn immutable_change_replaces_the_service_without_a_gap() {
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
+    moto.create_cluster("alpha").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    let ec2 = service_yaml("web", "alpha", &net, "app:1", "x", 1)
+        .replace("launchType: FARGATE", "launchType: EC2")
+        .replace(
+            "requiresCompatibilities: [FARGATE]",
+            "requiresCompatibilities: [EC2]",
+        );
+    repo.write("services/web.yaml", &ec2);
+    repo.commit("web on EC2");
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(apply(&moto, &repo, &cache, &[]).code, 0);
+
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "alpha", &net, "app:1", "x", 1),
+    );
+    repo.commit("web on Fargate");
+    let r = apply(&moto, &repo, &cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("run with --prune to replace"), "{r}");
+
+    let mut steps = Vec::new();
+    for _ in 0..8 {
+        let r = apply(&moto, &repo, &cache, &["--prune", "--output", "json"]);
+        assert_eq!(r.code, 0, "{r}");
+        let done: Vec<String> = r.json()["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                let name = s["service"].as_str().unwrap().to_string();
+                s["done"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |d| format!("{name}:{}", d.as_str().unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let active = active_services(&moto, "alpha").await;
+        assert!(!active.is_empty(), "nothing serving after {done:?}");
+        if done.is_empty() {
+            break;
+        }
+        steps.push(done.join(" "));
+    }
+    assert_eq!(
+        steps,
+        [
+            "web:register_task_definition web:create_replacement",
+            "web:prune_service",
+            "web:register_task_definition web:create_service",
+            "web-ecsync-next:prune_service",
+        ]
+    );
+    assert_eq!(active_services(&moto, "alpha").await, ["web"]);
+    let live = moto
+        .ecs()
+        .describe_services()
+        .cluster("alpha")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        live.services()[0].launch_type().map(|l| l.as_str()),
+        Some("FARGATE")
+    );
+    let diff = {
+        let mut cmd: Command = ecsync_with(&moto);
+        cmd.args([
+            "diff",
+            "--repo",
+            &repo.url(),
+            "--path",
+            "services",
+            "--cache-dir",
+        ])
+        .arg(cache.path());
+        run(cmd)
+    };
+    assert_eq!(diff.code, 0, "{diff}");
+}

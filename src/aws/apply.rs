@@ -70,59 +70,27 @@ pub async fn apply_service(
                 applied.task_definition_arn = Some(arn);
             }
             Action::CreateService => {
-                let td = applied.task_definition_arn.clone().unwrap_or_default();
-                let mut all_tags = spec.tags.clone();
-                all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
-                all_tags.insert(tags::REVISION.into(), ctx.revision.into());
-                all_tags.insert(tags::SOURCE.into(), desired.source.clone());
-                if desired.policy.prune_disabled {
-                    all_tags.insert(tags::PRUNE.into(), "disabled".into());
-                }
-                if let Some(v) = tags::task_definition_tag(&td, &desired.task_definition_hash) {
-                    all_tags.insert(tags::TASK_DEFINITION.into(), v);
-                }
-                let out = clients
-                    .ecs
-                    .create_service()
-                    .cluster(&key.cluster)
-                    .service_name(&key.name)
-                    .task_definition(&td)
-                    .set_desired_count(Some(spec.desired_count.unwrap_or(1)))
-                    .set_launch_type(
-                        spec.launch_type
-                            .as_deref()
-                            .map(aws_sdk_ecs::types::LaunchType::from),
-                    )
-                    .set_capacity_provider_strategy(convert::capacity_provider_strategy(&spec)?)
-                    .set_platform_version(spec.platform_version.clone())
-                    .set_network_configuration(convert::network_configuration(&spec)?)
-                    .set_load_balancers(Some(convert::load_balancers(&spec)))
-                    .set_deployment_configuration(convert::deployment_configuration(&spec))
-                    .set_health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
-                    .set_scheduling_strategy(
-                        spec.scheduling_strategy
-                            .as_deref()
-                            .map(aws_sdk_ecs::types::SchedulingStrategy::from),
-                    )
-                    .set_enable_execute_command(spec.enable_execute_command)
-                    .set_enable_ecs_managed_tags(spec.enable_ecs_managed_tags)
-                    .set_propagate_tags(
-                        spec.propagate_tags
-                            .as_deref()
-                            .map(aws_sdk_ecs::types::PropagateTags::from),
-                    )
-                    .set_placement_constraints(convert::placement_constraints(&spec))
-                    .set_placement_strategy(convert::placement_strategy(&spec))
-                    .set_tags(Some(convert::sdk_tags(&all_tags)))
-                    .send()
-                    .await
-                    .map_err(|e| call_error("ECS:CreateService", e))?;
-                service_arn = out
-                    .service()
-                    .and_then(|s| s.service_arn())
-                    .map(str::to_string);
-                info!(cluster = %key.cluster, service = %key.name, task_definition = %td,
-                      source = %desired.source, "created service");
+                let count = spec.desired_count.unwrap_or(1);
+                service_arn = create_service(
+                    clients, desired, &spec, ctx, &key.name, count, applied, None,
+                )
+                .await?;
+            }
+            Action::CreateReplacement {
+                name,
+                desired_count,
+            } => {
+                create_service(
+                    clients,
+                    desired,
+                    &spec,
+                    ctx,
+                    name,
+                    *desired_count,
+                    applied,
+                    Some(&key.name),
+                )
+                .await?;
             }
             Action::UpdateService { fields } => {
                 let mut b = clients
@@ -216,6 +184,78 @@ pub async fn apply_service(
         applied.done.push(action.name());
     }
     Ok(())
+}
+
+/// Create `name` from the desired spec (the service itself, or the stand-in
+/// that serves while it is replaced); returns the new service's ARN.
+#[allow(clippy::too_many_arguments)]
+async fn create_service(
+    clients: &Clients,
+    desired: &DesiredService,
+    spec: &crate::model::ServiceSpec,
+    ctx: &ApplyContext<'_>,
+    name: &str,
+    desired_count: i32,
+    applied: &Applied,
+    replacement_of: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let key = &desired.key;
+    let td = applied.task_definition_arn.clone().unwrap_or_default();
+    let mut all_tags = spec.tags.clone();
+    all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
+    all_tags.insert(tags::REVISION.into(), ctx.revision.into());
+    all_tags.insert(tags::SOURCE.into(), desired.source.clone());
+    if desired.policy.prune_disabled {
+        all_tags.insert(tags::PRUNE.into(), "disabled".into());
+    }
+    if let Some(v) = tags::task_definition_tag(&td, &desired.task_definition_hash) {
+        all_tags.insert(tags::TASK_DEFINITION.into(), v);
+    }
+    if let Some(original) = replacement_of {
+        all_tags.insert(tags::REPLACEMENT_OF.into(), original.into());
+    }
+    let out = clients
+        .ecs
+        .create_service()
+        .cluster(&key.cluster)
+        .service_name(name)
+        .task_definition(&td)
+        .desired_count(desired_count)
+        .set_launch_type(
+            spec.launch_type
+                .as_deref()
+                .map(aws_sdk_ecs::types::LaunchType::from),
+        )
+        .set_capacity_provider_strategy(convert::capacity_provider_strategy(spec)?)
+        .set_platform_version(spec.platform_version.clone())
+        .set_network_configuration(convert::network_configuration(spec)?)
+        .set_load_balancers(Some(convert::load_balancers(spec)))
+        .set_deployment_configuration(convert::deployment_configuration(spec))
+        .set_health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
+        .set_scheduling_strategy(
+            spec.scheduling_strategy
+                .as_deref()
+                .map(aws_sdk_ecs::types::SchedulingStrategy::from),
+        )
+        .set_enable_execute_command(spec.enable_execute_command)
+        .set_enable_ecs_managed_tags(spec.enable_ecs_managed_tags)
+        .set_propagate_tags(
+            spec.propagate_tags
+                .as_deref()
+                .map(aws_sdk_ecs::types::PropagateTags::from),
+        )
+        .set_placement_constraints(convert::placement_constraints(spec))
+        .set_placement_strategy(convert::placement_strategy(spec))
+        .set_tags(Some(convert::sdk_tags(&all_tags)))
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:CreateService", e))?;
+    info!(cluster = %key.cluster, service = %name, task_definition = %td,
+          source = %desired.source, replacement_of = ?replacement_of, "created service");
+    Ok(out
+        .service()
+        .and_then(|s| s.service_arn())
+        .map(str::to_string))
 }
 
 /// Scale a service to zero, then delete it. Only ever planned for services

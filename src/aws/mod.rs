@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod convert;
 pub mod import;
+pub mod migrate;
 pub mod observe;
 
 #[cfg(test)]

@@ -351,3 +351,116 @@ mod prune {
         assert_eq!(t.get(tags::PRUNE).map(String::as_str), Some("disabled"));
     }
 }
+
+mod replacement {
+    use super::*;
+
+    fn stable_rollout() -> Rollout {
+        Rollout {
+            rollout_state: Some("COMPLETED".into()),
+            deployments: 1,
+            desired: 2,
+            running: 2,
+            ..Default::default()
+        }
+    }
+
+    /// The desired service now wants EC2; the live one runs FARGATE.
+    fn setup() -> (ManifestSet, LiveService) {
+        let text = WEB.replace("launchType: FARGATE", "launchType: EC2");
+        let set = load([("m/web.yaml", text.as_str())]);
+        let d = desired();
+        let mut live = live_in_sync(&d);
+        live.rollout = stable_rollout();
+        (set, live)
+    }
+
+    fn stand_in(original: &LiveService, rollout: Rollout) -> LiveService {
+        let mut next = original.clone();
+        next.key = replacement_key(&original.key);
+        next.tags
+            .insert(tags::REPLACEMENT_OF.into(), original.key.name.clone());
+        next.rollout = rollout;
+        next
+    }
+
+    fn run(set: &ManifestSet, live: Vec<LiveService>) -> Vec<String> {
+        let mut o = observed(None);
+        for l in live {
+            o.services.insert(l.key.clone(), l);
+        }
+        let ctx = PlanContext {
+            controller_id: "ecsync",
+            revision: "r",
+            report_only: false,
+            prune: Some(1),
+        };
+        plan_all(set, &o, &ctx)
+            .iter()
+            .map(|p| {
+                let acts: Vec<&str> = p.actions.iter().map(Action::name).collect();
+                format!("{}: {}", p.key.name, acts.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_prune_it_is_only_reported() {
+        let (set, live) = setup();
+        let plan = plan_service(&set.services[0], &observed(Some(live)), &ctx(false));
+        assert_eq!(plan.replace, vec!["launchType".to_string()]);
+        assert!(plan.actions.is_empty());
+        assert!(plan.message.as_deref().unwrap().contains("--prune"));
+    }
+
+    #[test]
+    fn each_step_follows_from_what_is_live() {
+        let (set, old) = setup();
+        // 1. Nothing else yet: start the stand-in.
+        assert_eq!(
+            run(&set, vec![old.clone()]),
+            ["web: register_task_definition,create_replacement"]
+        );
+        // 2. Stand-in still rolling out: wait.
+        let rolling = Rollout {
+            rollout_state: Some("IN_PROGRESS".into()),
+            ..stable_rollout()
+        };
+        assert_eq!(
+            run(&set, vec![old.clone(), stand_in(&old, rolling)]),
+            ["web: ", "web-ecsync-next: "]
+        );
+        // 3. Stand-in stable: delete the old service.
+        let next = stand_in(&old, stable_rollout());
+        assert_eq!(
+            run(&set, vec![old.clone(), next.clone()]),
+            ["web: prune_service", "web-ecsync-next: "]
+        );
+        // 4. Old one gone: create it anew under its own name.
+        assert_eq!(
+            run(&set, vec![next.clone()]),
+            [
+                "web: register_task_definition,create_service",
+                "web-ecsync-next: "
+            ]
+        );
+        // 5. New one up but not stable: keep the stand-in.
+        let mut new = old.clone();
+        new.spec.launch_type = Some("EC2".into());
+        new.spec.platform_version = None;
+        new.rollout = Rollout {
+            rollout_state: Some("IN_PROGRESS".into()),
+            ..stable_rollout()
+        };
+        assert_eq!(
+            run(&set, vec![new.clone(), next.clone()]),
+            ["web: ", "web-ecsync-next: "]
+        );
+        // 6. New one stable: remove the stand-in.
+        new.rollout = stable_rollout();
+        assert_eq!(
+            run(&set, vec![new, next]),
+            ["web: ", "web-ecsync-next: prune_service"]
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! End to end: two replicas, one DynamoDB lease; exactly one acts, and killing
+//! it hands over within one lease duration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    Daemon, GitRepo, Moto, ecsync_with, free_port, http_get, service_yaml, try_http_get, wait_until,
+};
+
+const TABLE: &str = "ecsync-leases";
+
+async fn create_lease_table(moto: &Moto) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    ddb.create_table()
+        .table_name(TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("lease")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("lease")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn replica(
+    moto: &Moto,
+    repo: &GitRepo,
+    holder: &str,
+    addr: &str,
+    cache: &tempfile::TempDir,
+) -> Daemon {
+    let mut cmd = ecsync_with(moto);
+    cmd.args([
+        "run",
+        "--repo",
+        &repo.url(),
+        "--path",
+        "services",
+        "--interval",
+        "1s",
+    ])
+    .args([
+        "--listen",
+        addr,
+        "--leader-election-table",
+        TABLE,
+        "--lease-holder",
+        holder,
+    ])
+    .args([
+        "--lease-duration",
+        "3s",
+        "--lease-renew-deadline",
+        "2s",
+        "--lease-retry-period",
+        "300ms",
+    ])
+    .arg("--cache-dir")
+    .arg(cache.path());
+    Daemon::spawn(cmd)
+}
+
+fn role(addr: &str) -> Option<String> {
+    let (code, body) = try_http_get(addr, "/status").ok()?;
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(v["role"].as_str()?.to_string())
+}
+
+fn passes(addr: &str) -> u64 {
+    let (_, body) = http_get(addr, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("ecsync_reconcile_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn image_of(moto: &Moto) -> Option<String> {
+    let ecs = moto.ecs();
+    let svc = ecs
+        .describe_services()
+        .cluster("alpha")
+        .services("web")
+        .send()
+        .await
+        .ok()?;
+    let td = svc.services().first()?.task_definition()?.to_string();
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .ok()?;
+    Some(
+        out.task_definition()?
+            .container_definitions()
+            .first()?
+            .image()?
+            .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_one_replica_acts_and_killing_it_hands_over() {
+    let moto = Moto::start();
+    create_lease_table(&moto).await;
+    moto.create_cluster("alpha").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "alpha", &net, "app:1", "x", 1),
+    );
+    repo.commit("web");
+
+    let (addr_a, addr_b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let (cache_a, cache_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = replica(&moto, &repo, "replica-a", &addr_a, &cache_a);
+    let mut b = replica(&moto, &repo, "replica-b", &addr_b, &cache_b);
+
+    let settled = wait_until(Duration::from_secs(20), || {
+        let roles = [role(&addr_a), role(&addr_b)];
+        roles
+            .iter()
+            .filter(|r| r.as_deref() == Some("leader"))
+            .count()
+            == 1
+            && roles
+                .iter()
+                .filter(|r| r.as_deref() == Some("follower"))
+                .count()
+                == 1
+    });
+    assert!(
+        settled,
+        "one leader and one follower expected\n--- a\n{}\n--- b\n{}",
+        a.logs(),
+        b.logs()
+    );
+    let (leader_addr, follower_addr) = if role(&addr_a).as_deref() == Some("leader") {
+        (addr_a.clone(), addr_b.clone())
+    } else {
+        (addr_b.clone(), addr_a.clone())
+    };
+    let mut created = false;
+    for _ in 0..100 {
+        if image_of(&moto).await.as_deref() == Some("app:1") {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(created, "the leader must have created the service");
+    assert!(wait_until(Duration::from_secs(10), || passes(&leader_addr) >= 2));
+    assert_eq!(passes(&follower_addr), 0, "a follower never runs a pass");
+
+    // Kill the leader hard: no release, the lease has to expire.
+    let (dead, survivor) = if leader_addr == addr_a {
+        (&mut a, &addr_b)
+    } else {
+        (&mut b, &addr_a)
+    };
+    dead.kill();
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "alpha", &net, "app:2", "x", 1),
+    );
+    repo.commit("web 2");
+    let killed = Instant::now();
+    let mut handed_over = false;
+    while killed.elapsed() < Duration::from_secs(15) {
+        if image_of(&moto).await.as_deref() == Some("app:2") {
+            handed_over = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = killed.elapsed();
+    assert!(
+        handed_over,
+        "the survivor never took over\n{}",
+        a.logs() + &b.logs()
+    );
+    assert_eq!(role(survivor).as_deref(), Some("leader"));
+    // Lease 3 s + retry 0.3 s + one pass; the slack is for a loaded CI machine.
+    assert!(took < Duration::from_secs(8), "failover took {took:?}");
+}
