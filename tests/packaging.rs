@@ -585,13 +585,17 @@ fn chart_has_the_objects_probes_and_settings_issue_7_asks_for() {
     );
     assert!(t("serviceaccount.yaml").contains("eks.amazonaws.com/role-arn:"));
     assert!(t("servicemonitor.yaml").contains("path: /metrics"));
+    // More than one replica only with a lease; the holder identity is the pod name.
+    assert!(dep.contains("(gt (int .Values.replicaCount) 1) (not .Values.leaderElection.table)"));
+    assert!(dep.contains("{{- fail \"replicaCount > 1 needs leaderElection.table"));
+    assert!(dep.contains("name: ECSYNC_LEASE_HOLDER\n              valueFrom:\n                fieldRef:\n                  fieldPath: metadata.name"));
     let dash = t("grafana-dashboard.yaml");
     assert!(dash.contains(".Files.Get \"dashboards/ecsync.json\""));
 
     let values = yaml(&format!("{CHART}/values.yaml"));
     assert_eq!(
         values["replicaCount"], 1,
-        "one replica: there is no leader election"
+        "one replica by default: more need leaderElection.table"
     );
     assert_eq!(values["podSecurityContext"]["runAsNonRoot"], true);
     assert_eq!(values["securityContext"]["readOnlyRootFilesystem"], true);
@@ -742,7 +746,10 @@ fn own_ecs_manifest_runs_the_image_as_the_chart_does() {
     assert_eq!(m["kind"], "Service");
     let spec = &m["spec"];
     assert_eq!(spec["launchType"], "FARGATE");
-    assert_eq!(spec["desiredCount"], 1, "one task: no leader election");
+    assert_eq!(
+        spec["desiredCount"], 1,
+        "one task: the manifest sets no leader-election table"
+    );
     assert_eq!(
         spec["deploymentConfiguration"]["maximumPercent"], 100,
         "a deployment must never run two ecsync tasks at once"
