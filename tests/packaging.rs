@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -1330,7 +1331,8 @@ fn iam_policy_lists_exactly_the_actions_ecsync_calls() {
 
 /// Sets up IAM on a moto whose IAM enforcement starts after three requests: those three create
 /// an `admin` user with `*`, and everything after is signed with its keys. Then: the `prod`
-/// cluster, a `web-ecs` target group, a user `ecsync` whose only policy is the file given, and
+/// cluster, a `web-ecs` target group, the `ecsync-leases` lease table, a user `ecsync` whose
+/// only policy is the file given, and
 /// a user `weak` with the same policy minus `ecs:CreateService`. Prints JSON.
 const IAM_SETUP: &str = r#"
 import json, sys, boto3
@@ -1352,7 +1354,14 @@ subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id
 sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
                                            {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
 client("elbv2", *admin).create_target_group(Name="web-ecs", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+client("dynamodb", *admin).create_table(TableName="ecsync-leases", BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "lease", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "lease", "KeyType": "HASH"}])
 policy = json.load(open(policy_path))
+# moto matches a statement's Resource only against "*" (it does not know the resource a call
+# is on), so scoped statements are widened here: this test checks actions, not resources.
+for st in policy["Statement"]:
+    st["Resource"] = "*"
 weak = json.loads(json.dumps(policy))
 for st in weak["Statement"]:
     acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -1372,9 +1381,10 @@ except Exception:
 print(json.dumps({"users": users, "subnets": subnets, "sg": sg}))
 "#;
 
-/// The policy is not only equal to the scanned calls: it is enough for a real apply, diff and
-/// import against moto with IAM enforcement on (which checks each call's action; it cannot
-/// evaluate `aws:ResourceTag` conditions, so pruning is not exercised here).
+/// The policy is not only equal to the scanned calls: it is enough for a real apply, diff,
+/// import and a leader-elected daemon pass against moto with IAM enforcement on (which checks
+/// each call's action; it cannot evaluate `aws:ResourceTag` conditions, so pruning is not
+/// exercised here).
 #[tokio::test(flavor = "multi_thread")]
 async fn iam_policy_is_enough_to_apply_diff_and_import_under_enforced_iam() {
     let moto = common::Moto::start_with_env(&[
@@ -1458,6 +1468,49 @@ spec:
     let import = as_user("ecsync", &["import", "--cluster", "prod"]);
     assert_eq!(import.code, 0, "import with iam-policy.json:\n{import}");
     assert!(import.stdout.contains("name: web"), "{import}");
+    // The daemon with a lease: it takes the lease (dynamodb:UpdateItem) and finishes a pass.
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let key = &setup["users"]["ecsync"];
+    let mut cmd = common::ecsync_with(&moto);
+    cmd.args([
+        "run",
+        "--repo",
+        &repo.url(),
+        "--path",
+        "services",
+        "--listen",
+        &addr,
+    ])
+    .args([
+        "--leader-election-table",
+        "ecsync-leases",
+        "--interval",
+        "1s",
+    ])
+    .arg("--cache-dir")
+    .arg(cache.path())
+    .env("AWS_ACCESS_KEY_ID", key[0].as_str().unwrap())
+    .env("AWS_SECRET_ACCESS_KEY", key[1].as_str().unwrap());
+    let mut daemon = common::Daemon::spawn(cmd);
+    let led_a_pass = common::wait_until(Duration::from_secs(30), || {
+        let Ok((200, body)) = common::try_http_get(&addr, "/status") else {
+            return false;
+        };
+        let (_, metrics) = common::http_get(&addr, "/metrics");
+        let leader = serde_json::from_str::<Value>(&body).is_ok_and(|v| v["role"] == "leader");
+        leader
+            && metrics.lines().any(|l| {
+                l.starts_with("ecsync_reconcile_total{result=\"ok\"} ") && !l.ends_with(" 0")
+            })
+    });
+    daemon.signal("TERM");
+    let _ = daemon.wait_timeout(Duration::from_secs(20));
+    assert!(
+        led_a_pass,
+        "the daemon did not lead and finish a pass with iam-policy.json:\n{}",
+        daemon.logs()
+    );
+
     let log = moto.log();
     let refused: Vec<&str> = log[log_before..]
         .lines()
