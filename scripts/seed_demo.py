@@ -163,6 +163,14 @@ def main() -> int:
         Targets=[{"Id": i, "Port": 80} for i in instance_ids],
     )
 
+    # moto places no ECS tasks, so nothing would ever register in web-ecs; two IP
+    # targets stand in for the service's tasks and let the migration's
+    # ecs-healthy gate pass, as it would once ECS had started them.
+    elbv2.register_targets(
+        TargetGroupArn=tgs["web-ecs"],
+        Targets=[{"Id": ip, "Port": 80} for ip in ("172.31.0.10", "172.31.16.10")],
+    )
+
     print("seed_demo: seeded", endpoint)
     print("  cluster        demo")
     print(f"  vpc            {vpc_id}")
@@ -173,6 +181,7 @@ def main() -> int:
     for name, arn in tgs.items():
         print(f"  target group   {name:8} {arn}")
     print(f"  instances      {' '.join(instance_ids)}  (app=web, registered in web-ec2)")
+    print("  ip targets     172.31.0.10 172.31.16.10  (stand-ins for ECS tasks, in web-ecs)")
     return 0
 
 

@@ -1,13 +1,14 @@
 //! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
 //! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use backon::BackoffBuilder;
@@ -26,8 +27,34 @@ use crate::commands;
 
 /// How soon to look again while a deployment is still rolling out.
 const PROGRESS_REQUEUE: Duration = Duration::from_secs(5);
-/// SIGTERM must end the process well inside a pod's grace period.
+/// SIGTERM must end the process well inside a pod's grace period: this bounds the
+/// whole shutdown, from the signal to the exit.
 const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+/// How long a running git fetch or pass may go on after SIGTERM before it is dropped.
+/// Dropping it cancels in-flight AWS calls; every step is idempotent and the loop is
+/// level-triggered, so the next start picks up where this one stopped.
+const PASS_GRACE: Duration = Duration::from_secs(4);
+
+/// `None` while running; the instant SIGTERM/SIGINT arrived once stopping.
+type StopRx = watch::Receiver<Option<Instant>>;
+
+/// Runs `work` to completion, unless a stop is requested and `PASS_GRACE` (counted from
+/// the signal) passes first.
+async fn unless_stopped<T>(stop: &StopRx, work: impl Future<Output = T>) -> Option<T> {
+    let mut stop = stop.clone();
+    let stopping = async move {
+        let signalled = match stop.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or_else(Instant::now),
+            // No signal handler any more: nothing can ask us to stop.
+            Err(_) => std::future::pending().await,
+        };
+        tokio::time::sleep_until((signalled + PASS_GRACE).into()).await;
+    };
+    tokio::select! {
+        out = work => Some(out),
+        () = stopping => None,
+    }
+}
 
 pub async fn run(args: RunArgs) -> Result<u8> {
     let report_only = args.mode == Mode::Report;
@@ -42,6 +69,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let secret = std::fs::read(path)
                 .with_context(|| format!("reading webhook secret {}", path.display()))?;
             let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+            if secret.is_empty() {
+                // Every delivery would get 401: fail where the operator looks first.
+                anyhow::bail!("webhook secret file {} is empty", path.display());
+            }
             Some(Arc::new(WebhookConfig {
                 secret,
                 branch: args.source.git_ref.clone(),
@@ -80,12 +111,20 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         prune: args.prune.limit(),
     };
 
-    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = watch::channel(None::<Instant>);
+    let signal_trigger = trigger.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        info!("shutdown requested: finishing the current step");
-        let _ = stop_tx.send(true);
+        info!(
+            grace_ms = PASS_GRACE.as_millis() as u64,
+            "shutdown requested: finishing the current pass within the grace period"
+        );
+        let _ = stop_tx.send(Some(Instant::now()));
+        signal_trigger.notify_one();
+        // Keep the sender, so receivers never see a closed channel.
+        std::future::pending::<()>().await;
     });
+    let stopping = || stop.borrow().is_some();
 
     let (leadership, elector) = match &args.leader.leader_election_table {
         Some(table) => {
@@ -116,7 +155,12 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             let leadership = elector.leadership();
             (
                 Some(leadership),
-                Some(tokio::spawn(elector.run(stop.clone()))),
+                Some(tokio::spawn(elector.run({
+                    let mut stop = stop.clone();
+                    async move {
+                        let _ = stop.wait_for(Option::is_some).await;
+                    }
+                }))),
             )
         }
         None => (None, None),
@@ -124,24 +168,26 @@ pub async fn run(args: RunArgs) -> Result<u8> {
 
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut backoff = ServiceBackoff::default();
+    let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pass_id: u64 = 0;
-    while !*stop.borrow() {
+    while !stopping() {
         if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
             // Followers serve HTTP and wait; only the lease holder reads Git
             // and acts. Checked again every retry period to take over fast.
             ready.store(true, Ordering::SeqCst);
             status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
-            tokio::select! {
-                _ = tokio::time::sleep(args.leader.lease_retry_period) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
+            let _ = unless_stopped(&stop, tokio::time::sleep(args.leader.lease_retry_period)).await;
             continue;
         }
         pass_id += 1;
         let started = Instant::now();
         let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
 
-        let fetched = source.fetch().await;
+        let Some(fetched) = unless_stopped(&stop, source.fetch()).await else {
+            warn!("shutdown: abandoned the git fetch");
+            break;
+        };
         let git_error = match fetched {
             Ok(snapshot) => {
                 metrics.git_fetch("ok");
@@ -173,23 +219,21 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 .pass(revision, set, false, &backing_off)
                 .instrument(span);
             let pass = tokio::time::timeout(args.pass_timeout, pass);
-            tokio::pin!(pass);
-            let finished = tokio::select! {
-                finished = &mut pass => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
-                _ = stop.wait_for(|s| *s) => {
-                    // Let the AWS step in flight finish, but never past the
-                    // drain limit; what is cut short is redone after restart.
-                    match tokio::time::timeout(DRAIN_LIMIT, &mut pass).await {
-                        Ok(finished) => finished.map_err(|_| format!("pass exceeded {:?}", args.pass_timeout)),
-                        Err(_) => Err("pass interrupted by shutdown".to_string()),
-                    }
-                }
+            let Some(report) = unless_stopped(&stop, pass).await else {
+                warn!(
+                    pass_id,
+                    "shutdown: abandoned the pass after the grace period; the next start resumes it"
+                );
+                break;
             };
-            let report = finished.unwrap_or_else(|error| PassReport {
-                revision: revision.clone(),
-                error: Some(error),
-                ..Default::default()
-            });
+            let report = match report {
+                Ok(report) => report,
+                Err(_) => PassReport {
+                    revision: revision.clone(),
+                    error: Some(format!("pass exceeded {:?}", args.pass_timeout)),
+                    ..Default::default()
+                },
+            };
             let result = if report.error.is_some() {
                 "error"
             } else if report.has_errors() || !set.errors.is_empty() {
@@ -199,7 +243,8 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             };
             let elapsed = started.elapsed();
             metrics.observe_reconcile(result, elapsed.as_secs_f64());
-            record_services(&metrics, &report);
+            record_services(&metrics, &report, &mut exposed);
+            log_unapplied_drift(&report, &mut reported_drift);
             if report.error.is_none() {
                 ready.store(true, Ordering::SeqCst);
             } else if let Some(e) = &report.error {
@@ -250,16 +295,12 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             s.git_error = git_error;
         }
 
-        if *stop.borrow() {
+        if stopping() {
             break;
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
-        tokio::select! {
-            _ = tokio::time::sleep(requeue) => {}
-            _ = trigger.notified() => {}
-            _ = stop.wait_for(|s| *s) => {}
-        }
+        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
     }
 
     if let Some(elector) = elector {
@@ -267,7 +308,11 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
     }
     shutdown.notify_waiters();
-    let _ = tokio::time::timeout(DRAIN_LIMIT, server).await;
+    let since_signal = stop.borrow().map(|t| t.elapsed()).unwrap_or_default();
+    let left = DRAIN_LIMIT
+        .saturating_sub(since_signal)
+        .max(Duration::from_millis(500));
+    let _ = tokio::time::timeout(left, server).await;
     info!("stopped");
     Ok(commands::EXIT_OK)
 }
@@ -361,7 +406,53 @@ async fn wait_for_signal() {
     }
 }
 
-fn record_services(metrics: &Metrics, report: &PassReport) {
+/// Drift that this pass found and did not correct (report mode, `ecsync.io/sync: report`)
+/// is logged when it first appears or changes, naming the service and the drifted fields.
+/// Values are left out: they may be secret environment values.
+fn log_unapplied_drift(
+    report: &PassReport,
+    reported: &mut BTreeMap<(String, String), Vec<String>>,
+) {
+    let mut now = BTreeMap::new();
+    for o in &report.services {
+        if o.state != SyncState::OutOfSync || o.plan.drift.is_empty() {
+            continue;
+        }
+        let key = (o.plan.key.cluster.clone(), o.plan.key.name.clone());
+        let fields: Vec<String> = o.plan.drift.iter().map(|d| d.path.clone()).collect();
+        if reported.get(&key) != Some(&fields) {
+            warn!(
+                cluster = %key.0,
+                service = %key.1,
+                drift = ?fields,
+                report_only = o.plan.report_only,
+                "service is out of sync; not corrected"
+            );
+        }
+        now.insert(key, fields);
+    }
+    *reported = now;
+}
+
+/// Per-service gauges for this pass's services; the series of services no longer declared
+/// are dropped (`exposed` remembers which exist), unless the pass failed as a whole and so
+/// says nothing about which services exist.
+fn record_services(
+    metrics: &Metrics,
+    report: &PassReport,
+    exposed: &mut BTreeSet<(String, String)>,
+) {
+    if report.error.is_none() {
+        let now: BTreeSet<(String, String)> = report
+            .services
+            .iter()
+            .map(|o| (o.plan.key.cluster.clone(), o.plan.key.name.clone()))
+            .collect();
+        for (cluster, service) in exposed.difference(&now) {
+            metrics.remove_service(cluster, service);
+        }
+        *exposed = now;
+    }
     let mut counts = SyncState::ALL.map(|s| (s, 0i64));
     for o in &report.services {
         if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
@@ -413,7 +504,16 @@ fn status_snapshot(
                     live: d.live.clone(),
                 })
                 .collect(),
-            actions: o.done.iter().map(|s| s.to_string()).collect(),
+            // Report-only services show what auto mode would do.
+            actions: if o.done.is_empty() && o.plan.report_only {
+                o.plan
+                    .actions
+                    .iter()
+                    .map(|a| a.name().to_string())
+                    .collect()
+            } else {
+                o.done.iter().map(|s| s.to_string()).collect()
+            },
             last_error: o.error.clone().or_else(|| report.error.clone()),
             message: o
                 .plan

@@ -167,7 +167,8 @@ impl Elector {
     }
 
     /// Run until `stop`; on return this replica has given up leadership.
-    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
         let mut last_renewed: Option<Instant> = None;
         loop {
             let attempt_started = Instant::now();
@@ -198,7 +199,7 @@ impl Elector {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.retry_period) => {}
-                _ = stop.wait_for(|s| *s) => break,
+                _ = &mut stop => break,
             }
         }
         self.release().await;

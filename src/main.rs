@@ -49,8 +49,10 @@ fn init_logging(format: LogFormat, verbose: bool) {
     // `apply` log every mutating call.
     let default = if verbose { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("ECSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only on a terminal: pod logs and files want plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

