@@ -1,9 +1,10 @@
 //! ecsync: a GitOps reconciliation controller for Amazon ECS.
 //!
-//! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`)
+//! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`, `decommission`)
 //! performs no I/O and imports nothing from the shell (`source`, `aws`,
 //! `controller`, `http`, `metrics`, `interceptor`, `status`, `webhook`).
 
+pub mod decommission;
 pub mod diff;
 pub mod manifest;
 pub mod model;
