@@ -684,7 +684,18 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
                 || fleet.target_groups.get(arn).is_some_and(|t| t.managed)
         };
 
-        // Finished: nothing more to do, whatever else holds.
+        // Skip rules come first: a protected instance gets no call at all, not even
+        // ecsync's own bookkeeping tags.
+        if let Some(reason) = skip_reason(fleet, inst, &managed) {
+            plan.state = OrphanState::Skipped;
+            plan.message = format!("skipped: {reason}");
+            plan.acts_at = clock.map(|k| k.since.checked_add(c.after).unwrap_or(k.since));
+            plan.skipped = Some(reason);
+            plans.push(plan);
+            continue;
+        }
+
+        // Finished: nothing more to do.
         if let Some(clk) = clock
             && ((clk.phase == Phase::Stopped
                 && inst.stopped()
@@ -711,15 +722,6 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
             } else {
                 plan.message = "stopped".into();
             }
-            plans.push(plan);
-            continue;
-        }
-
-        if let Some(reason) = skip_reason(fleet, inst, &managed) {
-            plan.state = OrphanState::Skipped;
-            plan.message = format!("skipped: {reason}");
-            plan.acts_at = clock.map(|k| k.since.checked_add(c.after).unwrap_or(k.since));
-            plan.skipped = Some(reason);
             plans.push(plan);
             continue;
         }
