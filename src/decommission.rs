@@ -440,6 +440,9 @@ pub struct InstancePlan {
     pub skipped: Option<SkipReason>,
     /// Target group ARNs it is deregistered from by this plan.
     pub leaves: Vec<String>,
+    /// Names of every target group it was drained from (the recorded ones
+    /// included): the evidence logged with the stop or terminate.
+    pub drained_from: Vec<String>,
     pub steps: Vec<Step>,
     /// Decided but never carried out: the service is report-only.
     pub report_only: bool,
@@ -660,6 +663,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
             acts_at: None,
             skipped: None,
             leaves: Vec::new(),
+            drained_from: Vec::new(),
             steps: Vec::new(),
             report_only: false,
             message: String::new(),
@@ -744,6 +748,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
             }
         }
         let encoded_left = encode_left(&left);
+        plan.drained_from = left.iter().map(|(name, _)| name.clone()).collect();
         if encoded_left.len() > MAX_TAG_VALUE {
             plan.state = OrphanState::Skipped;
             plan.skipped = Some(SkipReason::TooManyRegistrations);

@@ -533,12 +533,20 @@ async fn status_lists_pending_instances_and_when_they_act_and_restarts_keep_the_
             clocks[&id]
         );
     }
-    assert_eq!(
-        d.logs().matches("decommissioned instance").count(),
-        2,
-        "{}",
-        d.logs()
-    );
+    let logs = d.logs();
+    let evidence: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("decommissioned instance"))
+        .collect();
+    assert_eq!(evidence.len(), 2, "{logs}");
+    for line in evidence {
+        // Which migration, since when, which groups it left.
+        assert!(
+            line.contains("migration of prod/web at 100% on ECS since"),
+            "{line}"
+        );
+        assert!(line.contains("web-ec2"), "{line}");
+    }
     assert!(
         wait_until(Duration::from_secs(10), || status().is_some_and(|v| {
             v["decommission"]
@@ -563,4 +571,86 @@ async fn wait_until_tagged(moto: &Moto, ids: &[String]) -> bool {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owned_instances_of_a_service_gone_from_git_start_their_clock_only_with_prune() {
+    let moto = Moto::start();
+    let s = setup(&moto, &["web"]).await;
+    let owned_tg = moto.create_target_group("gone-ec2", "instance", 80).await;
+    moto.elbv2()
+        .add_tags()
+        .resource_arns(&owned_tg)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("ecsync.io/managed-by")
+                .value("ecsync")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ours = moto
+        .run_instances(
+            1,
+            &[
+                ("ecsync.io/managed-by", "ecsync"),
+                ("ecsync.io/service", "prod/gone"),
+            ],
+        )
+        .await;
+    let theirs = moto
+        .run_instances(
+            1,
+            &[
+                ("ecsync.io/managed-by", "another-controller"),
+                ("ecsync.io/service", "prod/gone"),
+            ],
+        )
+        .await;
+    let still_declared = moto
+        .run_instances(
+            1,
+            &[
+                ("ecsync.io/managed-by", "ecsync"),
+                ("ecsync.io/service", "prod/web"),
+            ],
+        )
+        .await;
+    moto.register_instances(&owned_tg, &ours).await;
+    let all: Vec<String> = [&ours, &theirs, &still_declared]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let before = instances(&moto, &all).await;
+
+    let r = apply(&moto, &s.repo, &s.cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        instances(&moto, &all).await,
+        before,
+        "without --prune nothing is a candidate"
+    );
+
+    let r = apply(&moto, &s.repo, &s.cache, &["--prune", "--output", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let after = instances(&moto, &all).await;
+    let clock = &after[&ours[0]].tags[DECOMMISSION];
+    assert!(clock.starts_with("pending@"), "{after:?}");
+    assert_eq!(
+        after[&ours[0]].tags["ecsync.io/decommission-for"],
+        "prod/gone"
+    );
+    assert!(registered(&moto, &owned_tg).await.is_empty());
+    assert_eq!(
+        after[&ours[0]].state, "running",
+        "the prune grace period is an hour"
+    );
+    for id in theirs.iter().chain(&still_declared) {
+        assert_eq!(after[id], before[id], "{id} was touched");
+    }
+    let listed = &r.json()["decommission"]["instances"];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(listed[0]["why"]["kind"], "prune", "{r}");
 }

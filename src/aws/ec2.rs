@@ -134,7 +134,6 @@ async fn execute(
             .get(arn)
             .map_or_else(|| arn.to_string(), |t| t.name.clone())
     };
-    let left: Vec<String> = outcome.plan.leaves.iter().map(|a| group_name(a)).collect();
     for step in outcome.plan.steps.clone() {
         let result = run_step(clients, &id, &step).await;
         match &result {
@@ -147,7 +146,7 @@ async fn execute(
                             _ => DecommissionAction::Terminate,
                         };
                         metrics.decommission(action.as_str());
-                        info!(instance = %id, action = action.as_str(), why = %why, left_target_groups = ?left, "decommissioned instance");
+                        info!(instance = %id, action = action.as_str(), why = %why, left_target_groups = ?outcome.plan.drained_from, "decommissioned instance");
                     }
                     Step::Deregister {
                         target_group_arn, ..

@@ -195,6 +195,7 @@ fn first_pass_tags_then_deregisters_and_never_acts() {
     assert_eq!(written[tags::DECOMMISSION_FOR], "prod/web");
     assert_eq!(written[tags::DECOMMISSION_LEFT], "web-ec2:80");
     assert_eq!(p.leaves, [LEGACY]);
+    assert_eq!(p.drained_from, ["web-ec2"]);
     // Drain: 30 s delay from now, grace 0.
     assert_eq!(p.acts_at, Some(t(1030)));
 }
