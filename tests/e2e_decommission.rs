@@ -654,3 +654,113 @@ async fn owned_instances_of_a_service_gone_from_git_start_their_clock_only_with_
     assert_eq!(listed.as_array().unwrap().len(), 1, "{r}");
     assert_eq!(listed[0]["why"]["kind"], "prune", "{r}");
 }
+
+/// A few randomly generated fleets through moto (the property test drives the pure
+/// planner over thousands): at the end exactly the instances DESIGN §5 allows are
+/// stopped, and every other instance is as it was, tags and registrations included.
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_fleets_through_moto_stop_exactly_what_the_rules_allow() {
+    let mut total_eligible = 0;
+    for seed in [7u64, 1234, 99_991] {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let moto = Moto::start();
+        let s = setup(&moto, &["web", "api"]).await;
+        let other_tg = moto.create_target_group("other", "instance", 80).await;
+        let web_tg = s.legacy["web"].clone();
+        set_migration_step(&moto, "web", 1).await; // complete
+        set_migration_step(&moto, "api", 0).await; // in progress
+
+        let n = rng.usize(6..=12);
+        let mut expected_stopped = BTreeSet::new();
+        let mut all = Vec::new();
+        let mut in_web = Vec::new();
+        let mut in_other = Vec::new();
+        let ec2 = moto.ec2();
+        for _ in 0..n {
+            let app = ["web", "web", "api", "web-canary", ""][rng.usize(..5)];
+            let protect = rng.u8(..10) == 0;
+            let mut tags: Vec<(&str, &str)> = Vec::new();
+            if !app.is_empty() {
+                tags.push(("app", app));
+            }
+            if protect {
+                tags.push(("ecsync.io/protect", "true"));
+            }
+            let id = moto.run_instances(1, &tags).await.remove(0);
+            let termination = rng.u8(..8) == 0;
+            let stop = rng.u8(..8) == 0;
+            if termination {
+                ec2.modify_instance_attribute()
+                    .instance_id(&id)
+                    .disable_api_termination(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            if stop {
+                ec2.modify_instance_attribute()
+                    .instance_id(&id)
+                    .disable_api_stop(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            if rng.u8(..10) < 7 {
+                in_web.push(id.clone());
+            }
+            let foreign = rng.u8(..7) == 0;
+            if foreign {
+                in_other.push(id.clone());
+            }
+            // DESIGN §5, restated for this fleet.
+            if app == "web" && !protect && !termination && !stop && !foreign {
+                expected_stopped.insert(id.clone());
+            }
+            all.push(id);
+        }
+        if !in_web.is_empty() {
+            moto.register_instances(&web_tg, &in_web).await;
+        }
+        if !in_other.is_empty() {
+            moto.register_instances(&other_tg, &in_other).await;
+        }
+        eprintln!(
+            "seed {seed}: {n} instances, {} eligible, {} in web-ec2, {} in other",
+            expected_stopped.len(),
+            in_web.len(),
+            in_other.len()
+        );
+        total_eligible += expected_stopped.len();
+        let before = instances(&moto, &all).await;
+        let web_before = registered(&moto, &web_tg).await;
+        let other_before = registered(&moto, &other_tg).await;
+
+        let r = apply(&moto, &s.repo, &s.cache, &[]);
+        assert_eq!(r.code, 0, "seed {seed}: {r}");
+        std::thread::sleep(AFTER + Duration::from_secs(1));
+        // One stop per pass: as many passes as instances may stop, and one more.
+        for _ in 0..=expected_stopped.len() {
+            let r = apply(&moto, &s.repo, &s.cache, &[]);
+            assert_eq!(r.code, 0, "seed {seed}: {r}");
+        }
+
+        let end = instances(&moto, &all).await;
+        assert_eq!(stopped(&end), expected_stopped, "seed {seed}");
+        for id in all.iter().filter(|i| !expected_stopped.contains(*i)) {
+            assert_eq!(end[id], before[id], "seed {seed}: {id} was touched");
+        }
+        let web_expected: BTreeSet<String> =
+            web_before.difference(&expected_stopped).cloned().collect();
+        assert_eq!(
+            registered(&moto, &web_tg).await,
+            web_expected,
+            "seed {seed}"
+        );
+        assert_eq!(
+            registered(&moto, &other_tg).await,
+            other_before,
+            "seed {seed}"
+        );
+    }
+    assert!(total_eligible > 0, "the seeds must exercise a stop");
+}
