@@ -419,7 +419,14 @@ async fn observe_fleet(
         max_per_pass: settings.max_per_pass,
         prune: settings.prune,
         declared,
-        held: set.held.clone(),
+        // A service whose observation failed this pass has unknown migration tags:
+        // its instances are held, not released, until it can be seen again.
+        held: set
+            .held
+            .iter()
+            .chain(observed.errors.keys())
+            .cloned()
+            .collect(),
         set_incomplete: !set.errors.is_empty() || !set.broken_files.is_empty(),
         migrations,
         target_groups,
