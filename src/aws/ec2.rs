@@ -583,3 +583,85 @@ async fn protection(clients: &Clients, id: &str) -> Option<Protection> {
         .and_then(|v| v.value())?;
     Some(Protection { termination, stop })
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::operation::describe_instance_attribute::{
+        DescribeInstanceAttributeError, DescribeInstanceAttributeOutput,
+    };
+    use aws_sdk_ec2::types::AttributeBooleanValue;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+
+    use super::*;
+
+    /// Clients whose EC2 calls are answered by `rules` (ECS and ELBv2 are unused).
+    fn mocked_ec2(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
+        use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        let ec2 = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::for_tests())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .build();
+        Clients {
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+        }
+    }
+
+    fn answer(attr: InstanceAttributeName, value: Option<bool>) -> aws_smithy_mocks::Rule {
+        let is_attr = attr.clone();
+        mock!(aws_sdk_ec2::Client::describe_instance_attribute)
+            .match_requests(move |r| r.attribute() == Some(&is_attr))
+            .then_output(move || {
+                let v = value.map(|v| AttributeBooleanValue::builder().value(v).build());
+                match attr {
+                    InstanceAttributeName::DisableApiTermination => {
+                        DescribeInstanceAttributeOutput::builder()
+                            .set_disable_api_termination(v)
+                            .build()
+                    }
+                    _ => DescribeInstanceAttributeOutput::builder()
+                        .set_disable_api_stop(v)
+                        .build(),
+                }
+            })
+    }
+
+    #[tokio::test]
+    async fn protection_is_read_from_both_attributes() {
+        let term = answer(InstanceAttributeName::DisableApiTermination, Some(false));
+        let stop = answer(InstanceAttributeName::DisableApiStop, Some(true));
+        let clients = mocked_ec2(&[&term, &stop]);
+        assert_eq!(
+            protection(&clients, "i-1").await,
+            Some(Protection {
+                termination: false,
+                stop: true
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn protection_fails_closed() {
+        // Denied: unknown, so the planner skips the instance.
+        let denied = mock!(aws_sdk_ec2::Client::describe_instance_attribute)
+            .then_error(|| DescribeInstanceAttributeError::unhandled("UnauthorizedOperation"));
+        assert_eq!(protection(&mocked_ec2(&[&denied]), "i-1").await, None);
+        // An answer without the value is no answer either.
+        let term = answer(InstanceAttributeName::DisableApiTermination, None);
+        let stop = answer(InstanceAttributeName::DisableApiStop, Some(false));
+        assert_eq!(protection(&mocked_ec2(&[&term, &stop]), "i-1").await, None);
+    }
+}
