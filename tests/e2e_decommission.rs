@@ -556,6 +556,20 @@ async fn status_lists_pending_instances_and_when_they_act_and_restarts_keep_the_
         "{}",
         d.logs()
     );
+    let (code, metrics) = try_http_get(&addr, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("ecsync_ec2_decommission_total{action=\"stop\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ecsync_ec2_orphans{state=\"stopped\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ecsync_ec2_orphans{state=\"pending\"} 0"),
+        "{metrics}"
+    );
 }
 
 async fn wait_until_tagged(moto: &Moto, ids: &[String]) -> bool {
