@@ -104,6 +104,10 @@ pub struct PruneArgs {
     /// At most this many services are pruned in one pass.
     #[arg(long, env = "ECSYNC_MAX_PRUNE_PER_PASS", default_value_t = 1)]
     pub max_prune_per_pass: usize,
+    /// At most this many EC2 instances are stopped or terminated in one pass
+    /// (decommission of migrated fleets; independent of --prune).
+    #[arg(long, env = "ECSYNC_MAX_DECOMMISSION_PER_PASS", default_value_t = 1)]
+    pub max_decommission_per_pass: usize,
 }
 
 impl PruneArgs {

@@ -112,6 +112,7 @@ async fn one_pass(
     source: &SourceArgs,
     aws_args: &AwsArgs,
     prune: Option<usize>,
+    max_decommission_per_pass: usize,
     report_only: bool,
     dry_run: bool,
 ) -> Result<(ManifestSet, PassReport, Arc<CallCounts>)> {
@@ -126,6 +127,7 @@ async fn one_pass(
         controller_id: aws_args.controller_id.clone(),
         report_only,
         prune,
+        max_decommission_per_pass,
     };
     let report = reconciler
         .pass(&snapshot.revision, &set, dry_run, &Default::default())
@@ -134,7 +136,7 @@ async fn one_pass(
 }
 
 pub async fn diff(args: DiffArgs) -> Result<u8> {
-    let (set, report, counts) = one_pass(&args.source, &args.aws, None, true, true).await?;
+    let (set, report, counts) = one_pass(&args.source, &args.aws, None, 1, true, true).await?;
     match args.output {
         Output::Text => print!("{}", render::diff_text(&set, &report)),
         Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
@@ -154,6 +156,7 @@ pub async fn apply(args: ApplyArgs) -> Result<u8> {
         &args.source,
         &args.aws,
         args.prune.limit(),
+        args.prune.max_decommission_per_pass,
         report_only,
         args.dry_run,
     )

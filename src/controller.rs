@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info_span, warn};
 
 use crate::aws::apply::{Applied, ApplyContext, apply_service, prune_service};
+use crate::aws::ec2::{DecommissionReport, DecommissionSettings, decommission_pass};
 use crate::aws::observe::{Scope, TaskDefinitionCache, observe};
 use crate::aws::{AwsError, Clients};
 use crate::manifest::{DesiredService, ManifestSet};
@@ -29,6 +30,8 @@ pub struct Reconciler {
     pub report_only: bool,
     /// `Some(max per pass)` with `--prune`.
     pub prune: Option<usize>,
+    /// `--max-decommission-per-pass`: EC2 instances stopped or terminated per pass.
+    pub max_decommission_per_pass: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -47,11 +50,15 @@ pub struct PassReport {
     pub services: Vec<ServiceOutcome>,
     /// Observation failed as a whole (e.g. credentials): nothing was planned.
     pub error: Option<String>,
+    /// EC2 instances pending decommission and what this pass did about them.
+    pub decommission: DecommissionReport,
 }
 
 impl PassReport {
     pub fn has_errors(&self) -> bool {
-        self.error.is_some() || self.services.iter().any(|s| s.state == SyncState::Error)
+        self.error.is_some()
+            || self.services.iter().any(|s| s.state == SyncState::Error)
+            || self.decommission.has_errors()
     }
     pub fn drifted(&self) -> impl Iterator<Item = &ServiceOutcome> {
         self.services
@@ -186,6 +193,39 @@ impl Reconciler {
         };
         crate::aws::migrate::phase(&phase, &mut report.services).await;
         report.services.sort_by(|a, b| a.plan.key.cmp(&b.plan.key));
+
+        // Decommission runs after the services phase, on the same observation: a
+        // migration counts as complete only from the service tags seen this pass.
+        let verdict = |o: &ServiceOutcome| {
+            o.migration.as_ref().map(|m| {
+                m.decision
+                    .as_ref()
+                    .map(|d| d.kind == crate::migration::Kind::Complete)
+            })
+        };
+        let settings = DecommissionSettings {
+            controller_id: self.controller_id.clone(),
+            max_per_pass: self.max_decommission_per_pass,
+            prune: self.prune.is_some(),
+            act: !dry_run && !self.report_only,
+            migrations_complete: report
+                .services
+                .iter()
+                .filter(|o| verdict(o) == Some(Some(true)))
+                .map(|o| o.plan.key.clone())
+                .collect(),
+            migrations_unknown: report
+                .services
+                .iter()
+                .filter(|o| verdict(o) == Some(None))
+                .map(|o| o.plan.key.clone())
+                .collect(),
+        };
+        let now = std::time::SystemTime::now();
+        report.decommission =
+            decommission_pass(&self.clients, set, &observed, &settings, &self.metrics, now)
+                .instrument(info_span!("decommission"))
+                .await;
         report
     }
 }

@@ -19,7 +19,7 @@ use ecsync::manifest::ManifestSet;
 use ecsync::metrics::Metrics;
 use ecsync::model::ServiceKey;
 use ecsync::status::{
-    FieldDrift, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState,
+    FieldDrift, InstanceStatus, PassSummary, ServiceStatus, SharedStatus, StatusSnapshot, SyncState,
 };
 
 use crate::cli::{Mode, RunArgs};
@@ -113,6 +113,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         controller_id: args.aws.controller_id.clone(),
         report_only,
         prune: args.prune.limit(),
+        max_decommission_per_pass: args.prune.max_decommission_per_pass,
     };
 
     let (stop_tx, stop) = watch::channel(None::<Instant>);
@@ -531,6 +532,28 @@ fn status_snapshot(
             migration: o.migration.as_ref().map(|m| m.status()),
         })
         .collect();
+    snapshot.decommission = report
+        .decommission
+        .instances
+        .iter()
+        .map(|i| InstanceStatus {
+            instance_id: i.plan.instance_id.clone(),
+            state: i.plan.state.as_str().to_string(),
+            reason: i.plan.why.as_ref().map(ToString::to_string),
+            action: i.plan.action.map(|a| a.as_str().to_string()),
+            acts_at: i
+                .plan
+                .acts_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            skipped: i.plan.skipped.as_ref().map(ToString::to_string),
+            done: i.done.iter().map(|s| s.to_string()).collect(),
+            message: i.plan.message.clone(),
+            last_error: i
+                .error
+                .clone()
+                .or_else(|| report.decommission.error.clone()),
+        })
+        .collect();
     snapshot
 }
 
@@ -576,7 +599,7 @@ mod tests {
         let report = PassReport {
             revision: "r".into(),
             services: vec![outcome("bad", Some("AccessDenied")), outcome("good", None)],
-            error: None,
+            ..Default::default()
         };
         b.record(&report, &BTreeMap::new(), now);
         let waiting = b.waiting(now);

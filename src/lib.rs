@@ -1,9 +1,11 @@
 //! ecsync: a GitOps reconciliation controller for Amazon ECS.
 //!
 //! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`,
-//! `migration`) performs no I/O and imports nothing from the shell (`source`,
-//! `aws`, `controller`, `http`, `metrics`, `interceptor`, `status`, `webhook`).
+//! `migration`, `decommission`) performs no I/O and imports nothing from the
+//! shell (`source`, `aws`, `controller`, `http`, `metrics`, `interceptor`,
+//! `status`, `webhook`, `leader`).
 
+pub mod decommission;
 pub mod diff;
 pub mod manifest;
 pub mod migration;

@@ -191,8 +191,21 @@ pub fn completed_since(
     step_interval: Duration,
     tags: &BTreeMap<String, String>,
 ) -> Option<SystemTime> {
-    let (stage, since) = recorded(&migration.steps, tags);
-    (stage == migration.steps.len() && !migration.steps.is_empty())
+    completed_since_steps(&migration.steps, step_interval, tags)
+}
+
+/// [`completed_since`] from the steps alone; the one reading of the step tags
+/// that decommissioning relies on.
+pub fn completed_since_steps(
+    steps: &[u8],
+    step_interval: Duration,
+    tags: &BTreeMap<String, String>,
+) -> Option<SystemTime> {
+    // Strict, unlike `recorded`: a step count beyond the last step is a tag
+    // someone wrote by hand, and it must not switch anything off.
+    let exact: usize = tags.get(tags::MIGRATION_STEP)?.trim().parse().ok()?;
+    let (_, since) = recorded(steps, tags);
+    (exact == steps.len() && steps.last() == Some(&100))
         .then_some(since?)
         .map(|s| s + step_interval)
 }

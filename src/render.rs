@@ -90,6 +90,37 @@ fn manifest_errors(out: &mut String, set: &ManifestSet) {
     }
 }
 
+/// EC2 instances pending decommission, skipped or released, and when each acts.
+fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
+    let d = &report.decommission;
+    if let Some(e) = &d.error {
+        let _ = writeln!(out, "! decommission: {e}");
+    }
+    for i in &d.instances {
+        let p = &i.plan;
+        let _ = write!(out, "~ instance {} {}", p.instance_id, p.state.as_str());
+        if let Some(a) = p.action {
+            let _ = write!(out, " ({})", a.as_str());
+        }
+        let _ = writeln!(out);
+        if let Some(why) = &p.why {
+            let _ = writeln!(out, "    because: {why}");
+        }
+        if !p.message.is_empty() {
+            let _ = writeln!(out, "    {}", p.message);
+        }
+        if acted && !i.done.is_empty() {
+            let _ = writeln!(out, "    did: {}", i.done.join(", "));
+        } else if !p.steps.is_empty() {
+            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
+            let _ = writeln!(out, "    would: {}", names.join(", "));
+        }
+        if let Some(e) = &i.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    }
+}
+
 pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "revision {}", short(&report.revision));
@@ -106,6 +137,7 @@ pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
         }
         migration(&mut out, o, "next migration step");
     }
+    decommission_lines(&mut out, report, false);
     let drifted = report.drifted().count();
     let _ = writeln!(
         out,
@@ -155,6 +187,7 @@ pub fn apply_text(
             migration(&mut out, o, "migration");
         }
     }
+    decommission_lines(&mut out, report, !dry_run);
     let changed = report
         .services
         .iter()
@@ -212,6 +245,7 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
         "error": report.error,
         "manifestErrors": set.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "services": services,
+        "decommission": report.decommission,
     });
     if let Some(c) = counts {
         v["awsCalls"] = json!({

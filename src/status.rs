@@ -104,6 +104,27 @@ pub struct PassSummary {
     pub result: String,
 }
 
+/// An EC2 instance pending decommission (or skipped, or released) and when it will act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub instance_id: String,
+    /// `pending|draining|ready|stopped|terminating|skipped|released|held`.
+    pub state: String,
+    /// The evidence: which migration (and since when) or which pruned service.
+    pub reason: Option<String>,
+    /// `stop` or `terminate`.
+    pub action: Option<String>,
+    /// RFC 3339: when the stop or terminate is due.
+    pub acts_at: Option<String>,
+    /// Why a candidate is left alone (protection, Auto Scaling, unmanaged group).
+    pub skipped: Option<String>,
+    /// Steps carried out in the last pass.
+    pub done: Vec<String>,
+    pub message: String,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
@@ -113,6 +134,9 @@ pub struct StatusSnapshot {
     pub role: String,
     pub last_pass: Option<PassSummary>,
     pub services: Vec<ServiceStatus>,
+    /// EC2 instances ecsync is decommissioning or has decided to leave alone.
+    #[serde(default)]
+    pub decommission: Vec<InstanceStatus>,
 }
 
 impl StatusSnapshot {
@@ -125,6 +149,7 @@ impl StatusSnapshot {
             role: "leader".to_owned(),
             last_pass: None,
             services: Vec::new(),
+            decommission: Vec::new(),
         }
     }
 }
@@ -179,6 +204,19 @@ mod tests {
                     message: None,
                 }),
             }],
+            decommission: vec![InstanceStatus {
+                instance_id: "i-0123".into(),
+                state: "pending".into(),
+                reason: Some(
+                    "migration of prod/web at 100% on ECS since 2025-01-02T03:00:00Z".into(),
+                ),
+                action: Some("stop".into()),
+                acts_at: Some("2025-01-02T04:00:00Z".into()),
+                skipped: None,
+                done: vec!["tag".into(), "deregister".into()],
+                message: "stop at 2025-01-02T04:00:00Z".into(),
+                last_error: None,
+            }],
         }
     }
 
@@ -209,6 +247,17 @@ mod tests {
                         "rollbacks": 0,
                         "message": null
                     }
+                }],
+                "decommission": [{
+                    "instanceId": "i-0123",
+                    "state": "pending",
+                    "reason": "migration of prod/web at 100% on ECS since 2025-01-02T03:00:00Z",
+                    "action": "stop",
+                    "actsAt": "2025-01-02T04:00:00Z",
+                    "skipped": null,
+                    "done": ["tag", "deregister"],
+                    "message": "stop at 2025-01-02T04:00:00Z",
+                    "lastError": null
                 }]
             })
         );

@@ -14,6 +14,16 @@ pub const MIGRATION_STEP_SINCE: &str = "ecsync.io/migration-step-since";
 /// change starts a new count (DESIGN §5: "holds until the manifest changes").
 pub const MIGRATION_ROLLBACKS: &str = "ecsync.io/migration-rollbacks";
 pub const DECOMMISSION: &str = "ecsync.io/decommission";
+/// On an EC2 instance being decommissioned: `<cluster>/<service>` whose migration
+/// (or pruning) made it a candidate, so a broken manifest holds exactly its instances.
+pub const DECOMMISSION_FOR: &str = "ecsync.io/decommission-for";
+/// On an EC2 instance being decommissioned: the target groups (`name:port`, comma
+/// separated) it was deregistered from, so it can be registered again if it stops
+/// being a candidate (for instance, the migration rolls back).
+pub const DECOMMISSION_LEFT: &str = "ecsync.io/decommission-left";
+/// On an EC2 instance ecsync owns (with `managed-by`): the `<cluster>/<service>` it
+/// serves. When that service leaves Git, `--prune` decommissions the instance.
+pub const INSTANCE_SERVICE: &str = "ecsync.io/service";
 /// `<family>:<revision>@<content hash>` of the task definition ecsync last put
 /// on the service: while the service still runs that revision, its content is
 /// known without a DescribeTaskDefinition call.

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod convert;
+pub mod ec2;
 pub mod import;
 pub mod migrate;
 pub mod observe;

@@ -5,7 +5,7 @@
 //! service it concerned when that can still be made out.
 
 mod locate;
-mod validate;
+pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -1,0 +1,370 @@
+//! Property test of the decommission planner over many generated fleets: no instance
+//! outside the rules of DESIGN §5 is ever deregistered, stopped or terminated.
+//!
+//! The oracle below restates the rules from the design, independently of the
+//! planner's code: a wrong planner and a wrong oracle would have to agree to pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use ecsync::decommission::{
+    ASG_TAG, DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, InstanceInput,
+    InstancePlan, MigrationInput, PRUNE_GRACE, Protection, Registration, Step, TargetGroupInput,
+    plan_decommission,
+};
+use ecsync::model::ServiceKey;
+use proptest::prelude::*;
+
+const NOW: u64 = 10_000;
+const TGS: [&str; 4] = ["legacy-a", "legacy-b", "ecs-managed", "foreign"];
+const APPS: [&str; 3] = ["a", "b", "c"];
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000 + secs)
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{name}/1")
+}
+
+fn svc(name: &str) -> ServiceKey {
+    ServiceKey {
+        cluster: "prod".into(),
+        name: name.into(),
+    }
+}
+
+fn clock_tag(phase: &str, at: u64) -> String {
+    format!("{phase}@{}", humantime::format_rfc3339_seconds(t(at)))
+}
+
+fn migration() -> impl Strategy<Value = MigrationInput> {
+    (
+        0..APPS.len(),
+        proptest::option::of(0..2usize),
+        proptest::option::of((any::<bool>(), 0..3000u64)),
+        proptest::option::of(0..NOW),
+        any::<bool>(),
+        0..TGS.len(),
+    )
+        .prop_map(|(app, tier, decom, completed, report_only, legacy)| {
+            let mut selector = BTreeMap::from([("app".to_string(), APPS[app].to_string())]);
+            if let Some(tier) = tier {
+                selector.insert("tier".into(), tier.to_string());
+            }
+            MigrationInput {
+                service: svc(APPS[app]),
+                selector,
+                legacy_target_group: Some(arn(TGS[legacy])),
+                decommission: decom.map(|(terminate, after)| {
+                    (
+                        if terminate {
+                            DecommissionAction::Terminate
+                        } else {
+                            DecommissionAction::Stop
+                        },
+                        Duration::from_secs(after),
+                    )
+                }),
+                completed_since: completed.map(t),
+                report_only,
+            }
+        })
+}
+
+fn instance(n: usize) -> impl Strategy<Value = InstanceInput> {
+    let state = prop_oneof![
+        4 => Just("running"),
+        2 => Just("stopped"),
+        1 => Just("pending"),
+        1 => Just("stopping"),
+        1 => Just("shutting-down"),
+        1 => Just("terminated"),
+    ];
+    let clock = prop_oneof![
+        3 => Just(None),
+        2 => (0..NOW + 100).prop_map(|at| Some(clock_tag("pending", at))),
+        1 => (0..NOW).prop_map(|at| Some(clock_tag("stopped", at))),
+        1 => (0..NOW).prop_map(|at| Some(clock_tag("terminating", at))),
+        1 => Just(Some("garbage".to_string())),
+    ];
+    let registration = (
+        0..TGS.len(),
+        prop_oneof![Just("healthy"), Just("draining"), Just("unused")],
+    );
+    (
+        state,
+        proptest::option::of(0..APPS.len() + 1),
+        proptest::option::of(0..2usize),
+        clock,
+        proptest::collection::vec(any::<bool>(), 6),
+        proptest::option::of((any::<bool>(), any::<bool>())),
+        proptest::collection::vec(registration, 0..3),
+        proptest::option::of(0..4usize),
+    )
+        .prop_map(
+            move |(state, app, tier, clock, flags, protection, regs, service)| {
+                let mut tags = BTreeMap::new();
+                if let Some(app) = app {
+                    // APPS.len() is an app no migration selects.
+                    tags.insert("app".into(), APPS.get(app).unwrap_or(&"z").to_string());
+                }
+                if let Some(tier) = tier {
+                    tags.insert("tier".into(), tier.to_string());
+                }
+                if let Some(c) = clock {
+                    tags.insert("ecsync.io/decommission".into(), c);
+                }
+                if flags[0] {
+                    tags.insert("ecsync.io/protect".into(), "true".into());
+                }
+                if flags[1] {
+                    tags.insert(ASG_TAG.into(), "asg".into());
+                }
+                if flags[2] {
+                    tags.insert(
+                        "ecsync.io/managed-by".into(),
+                        if flags[3] { "ecsync" } else { "other" }.into(),
+                    );
+                }
+                if let Some(s) = service {
+                    tags.insert(
+                        "ecsync.io/service".into(),
+                        format!("prod/{}", ["a", "gone", "b", "x"][s]),
+                    );
+                }
+                if flags[4] {
+                    tags.insert(
+                        "ecsync.io/decommission-left".into(),
+                        "legacy-a:80,foreign:80".into(),
+                    );
+                }
+                if flags[5] {
+                    tags.insert("ecsync.io/decommission-for".into(), "prod/a".into());
+                }
+                let mut seen = BTreeSet::new();
+                InstanceInput {
+                    id: format!("i-{n:02}"),
+                    state: state.into(),
+                    tags,
+                    protection: protection
+                        .map(|(termination, stop)| Protection { termination, stop }),
+                    registrations: regs
+                        .into_iter()
+                        .filter(|(tg, _)| seen.insert(*tg))
+                        .map(|(tg, st)| Registration {
+                            target_group_arn: arn(TGS[tg]),
+                            port: Some(80),
+                            state: st.into(),
+                        })
+                        .collect(),
+                }
+            },
+        )
+}
+
+fn fleet() -> impl Strategy<Value = FleetInput> {
+    (
+        proptest::collection::vec(migration(), 0..4),
+        (0..12usize).prop_flat_map(|n| (0..n).map(instance).collect::<Vec<_>>()),
+        proptest::collection::vec((any::<bool>(), proptest::option::of(0..600u64)), TGS.len()),
+        0..4usize,
+        any::<bool>(),
+        any::<bool>(),
+        proptest::collection::btree_set(prop_oneof![Just("a"), Just("b"), Just("gone")], 0..3),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(migrations, instances, groups, cap, prune, incomplete, held, declare_more)| {
+                let mut declared: BTreeSet<ServiceKey> =
+                    migrations.iter().map(|m| m.service.clone()).collect();
+                if declare_more {
+                    declared.insert(svc("x"));
+                }
+                let held: BTreeSet<ServiceKey> = held.into_iter().map(svc).collect();
+                declared.extend(held.iter().cloned());
+                FleetInput {
+                    controller_id: "ecsync".into(),
+                    now: t(NOW),
+                    max_per_pass: cap,
+                    prune,
+                    declared,
+                    held,
+                    set_incomplete: incomplete,
+                    migrations,
+                    target_groups: TGS
+                        .iter()
+                        .zip(groups)
+                        .map(|(name, (managed, delay))| {
+                            (
+                                arn(name),
+                                TargetGroupInput {
+                                    arn: arn(name),
+                                    name: name.to_string(),
+                                    managed,
+                                    deregistration_delay: delay.map(Duration::from_secs),
+                                },
+                            )
+                        })
+                        .collect(),
+                    instances,
+                }
+            },
+        )
+}
+
+/// DESIGN §5, restated: the migrations that may decommission `inst`, or `None`
+/// when it may not be (before protection and registration rules).
+struct Eligible {
+    after: Duration,
+    terminate_allowed: bool,
+    managed_groups: BTreeSet<String>,
+}
+
+fn eligible(f: &FleetInput, inst: &InstanceInput) -> Option<Eligible> {
+    let selecting: Vec<&MigrationInput> = f
+        .migrations
+        .iter()
+        .filter(|m| {
+            !m.selector.is_empty() && m.selector.iter().all(|(k, v)| inst.tags.get(k) == Some(v))
+        })
+        .collect();
+    let managed_by_tag: BTreeSet<String> = f
+        .target_groups
+        .values()
+        .filter(|g| g.managed)
+        .map(|g| g.arn.clone())
+        .collect();
+    if selecting.is_empty() {
+        let service = inst.tags.get("ecsync.io/service")?;
+        let (cluster, name) = service.split_once('/')?;
+        let key = ServiceKey {
+            cluster: cluster.into(),
+            name: name.into(),
+        };
+        let owned = inst.tags.get("ecsync.io/managed-by").map(String::as_str) == Some("ecsync");
+        let ok = owned
+            && f.prune
+            && !f.set_incomplete
+            && !f.declared.is_empty()
+            && !f.declared.contains(&key)
+            && !f.held.contains(&key);
+        return ok.then_some(Eligible {
+            after: PRUNE_GRACE,
+            terminate_allowed: false,
+            managed_groups: managed_by_tag,
+        });
+    }
+    let mut e = Eligible {
+        after: Duration::ZERO,
+        terminate_allowed: true,
+        managed_groups: managed_by_tag,
+    };
+    for m in selecting {
+        m.completed_since.filter(|c| *c <= f.now)?;
+        let (action, after) = m.decommission?;
+        if m.report_only {
+            // Nothing of a report-only service's is ever carried out.
+            return None;
+        }
+        e.after = e.after.max(after);
+        e.terminate_allowed &= action == DecommissionAction::Terminate;
+        e.managed_groups
+            .extend(m.legacy_target_group.iter().cloned());
+    }
+    Some(e)
+}
+
+fn destructive(p: &InstancePlan) -> bool {
+    p.steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Deregister { .. } | Step::Stop | Step::Terminate | Step::Tag { .. }
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn nothing_outside_the_rules_is_ever_touched(f in fleet()) {
+        let plans = plan_decommission(&f);
+        let by_id: BTreeMap<&str, &InstanceInput> =
+            f.instances.iter().map(|i| (i.id.as_str(), i)).collect();
+        let mut acted = 0;
+        for p in plans.iter().filter(|p| !p.report_only) {
+            let inst = by_id[p.instance_id.as_str()];
+            prop_assert!(inst.state != "terminated" && inst.state != "shutting-down", "{p:?}");
+            let protected = inst.tags.get("ecsync.io/protect").map(String::as_str) == Some("true");
+            if protected {
+                prop_assert!(p.steps.is_empty(), "protected instance touched: {p:?}");
+            }
+            if !destructive(p) {
+                // Release: only what ecsync tagged, only back where it recorded.
+                for s in &p.steps {
+                    match s {
+                        Step::Register { target_group_arn, .. } => {
+                            let left = inst.tags.get("ecsync.io/decommission-left").cloned().unwrap_or_default();
+                            let name = f.target_groups[target_group_arn].name.clone();
+                            prop_assert!(left.split(',').any(|e| e.starts_with(&format!("{name}:"))), "{p:?}");
+                        }
+                        Step::Untag { keys } => {
+                            prop_assert!(keys.iter().all(|k| k.starts_with("ecsync.io/decommission")), "{p:?}");
+                        }
+                        _ => {}
+                    }
+                    prop_assert!(inst.tags.contains_key("ecsync.io/decommission"), "{p:?}");
+                }
+                continue;
+            }
+            let e = eligible(&f, inst);
+            prop_assert!(e.is_some(), "not eligible under §5 but touched: {p:?}\n{inst:?}");
+            let e = e.unwrap();
+            prop_assert!(!protected && !inst.tags.contains_key(ASG_TAG), "{p:?}");
+            prop_assert!(
+                inst.protection.is_some_and(|pr| !pr.termination && !pr.stop),
+                "protection on or unknown: {p:?}"
+            );
+            for r in &inst.registrations {
+                prop_assert!(e.managed_groups.contains(&r.target_group_arn), "in an unmanaged group: {p:?}");
+            }
+            for s in &p.steps {
+                if let Step::Deregister { target_group_arn, .. } = s {
+                    prop_assert!(e.managed_groups.contains(target_group_arn), "{p:?}");
+                    prop_assert!(inst.registrations.iter().any(|r| &r.target_group_arn == target_group_arn), "{p:?}");
+                }
+            }
+            if let Some(action) = p.final_action() {
+                acted += 1;
+                prop_assert!(action == DecommissionAction::Stop || e.terminate_allowed, "{p:?}");
+                let clock = inst.tags.get("ecsync.io/decommission").and_then(|c| {
+                    let (phase, at) = c.split_once('@')?;
+                    Some((phase.to_string(), humantime::parse_rfc3339(at).ok()?))
+                });
+                prop_assert!(clock.is_some(), "acted in the pass that started the clock: {p:?}");
+                let (phase, since) = clock.unwrap();
+                if phase == "pending" {
+                    prop_assert!(since + e.after <= f.now, "before the grace period: {p:?}");
+                    for r in &inst.registrations {
+                        prop_assert!(r.state == "draining", "still registered: {p:?}");
+                        let delay = f.target_groups[&r.target_group_arn]
+                            .deregistration_delay
+                            .unwrap_or(DEFAULT_DEREGISTRATION_DELAY);
+                        prop_assert!(since + delay <= f.now, "not drained: {p:?}");
+                    }
+                }
+            }
+        }
+        prop_assert!(acted <= f.max_per_pass, "{acted} > cap {}", f.max_per_pass);
+        // Plans name each instance at most once.
+        let ids: BTreeSet<&str> = plans.iter().map(|p| p.instance_id.as_str()).collect();
+        prop_assert_eq!(ids.len(), plans.len());
+    }
+
+    /// The planner is a function of its input: the same fleet, the same decisions.
+    #[test]
+    fn planning_is_deterministic(f in fleet()) {
+        prop_assert_eq!(plan_decommission(&f), plan_decommission(&f));
+    }
+}
