@@ -395,3 +395,55 @@ async fn the_daemon_counts_throttled_calls_in_its_metrics() {
         daemon.logs()
     );
 }
+
+/// Reads are bounded for the whole observation, not per cluster: with every answer slowed down,
+/// a diff over four clusters of 21 services (12 DescribeServices batches, 4 ListServices) never
+/// has more than 8 calls in flight (regression: it had 8 per cluster, 12 here, and one
+/// unbounded ListServices per cluster).
+#[tokio::test(flavor = "multi_thread")]
+async fn observation_reads_at_most_eight_calls_at_once_across_clusters() {
+    let moto = Moto::start();
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    for c in 0..4 {
+        let cluster = format!("c{c}");
+        moto.create_cluster(&cluster).await;
+        for i in 0..21 {
+            let name = format!("s{c}-{i:02}");
+            repo.write(
+                &format!("services/{name}.yaml"),
+                &service_yaml(&name, &cluster, &net, "app:1", "x", 1),
+            );
+        }
+    }
+    repo.commit("84 services in 4 clusters");
+    let mut config = FaultConfig::none();
+    config.slow = Duration::from_millis(150);
+    config.kinds = vec![Fault::Slow];
+    let proxy = FaultProxy::start(moto.port(), config);
+    let cache = tempfile::tempdir().unwrap();
+    let r = run(ecsync_via(&moto, &proxy, &repo, &cache, &["apply"]));
+    assert_eq!(r.code, 0, "{r}");
+
+    proxy.reset_peak();
+    proxy.set_rate(1.0);
+    let r = run(ecsync_via(
+        &moto,
+        &proxy,
+        &repo,
+        &cache,
+        &["diff", "--output", "json"],
+    ));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.json()["awsCalls"]["byOperation"]["ECS:DescribeServices"],
+        12
+    );
+    let peak = proxy.peak_in_flight();
+    assert!(
+        peak <= 8,
+        "{peak} calls in flight at once; {}",
+        proxy.summary()
+    );
+    assert!(peak >= 4, "the reads did not overlap at all ({peak})");
+}
