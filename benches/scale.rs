@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GitRepo, Moto, Network, ecsync_with};
+use common::{FaultConfig, FaultProxy, GitRepo, Moto, Network, ecsync_with};
 
 const CLUSTERS: usize = 4;
 /// Calls per pass that do not grow with the number of services, per cluster (DescribeClusters
@@ -161,8 +161,12 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// Part 1: no-drift passes over `n` services in [`CLUSTERS`] clusters.
-fn no_drift(runtime: &tokio::runtime::Runtime, n: usize, rows: &mut Vec<Row>) {
+/// A moto with [`CLUSTERS`] clusters and a repository declaring `n` services spread over them;
+/// returns the services per cluster too.
+fn fleet(
+    runtime: &tokio::runtime::Runtime,
+    n: usize,
+) -> (Moto, GitRepo, [usize; CLUSTERS], tempfile::TempDir) {
     let moto = Moto::start();
     let net = runtime.block_on(async {
         for c in 0..CLUSTERS {
@@ -182,7 +186,17 @@ fn no_drift(runtime: &tokio::runtime::Runtime, n: usize, rows: &mut Vec<Row>) {
         );
     }
     repo.commit("scale services");
-    let cache = tempfile::tempdir().expect("tempdir");
+    (
+        moto,
+        repo,
+        per_cluster,
+        tempfile::tempdir().expect("tempdir"),
+    )
+}
+
+/// Part 1: no-drift passes over `n` services in [`CLUSTERS`] clusters.
+fn no_drift(runtime: &tokio::runtime::Runtime, n: usize, rows: &mut Vec<Row>) -> u64 {
+    let (moto, repo, per_cluster, cache) = fleet(runtime, n);
 
     let create = measure(ecsync(&moto, &repo, cache.path(), &["apply"]));
     let v = create.json();
@@ -195,6 +209,7 @@ fn no_drift(runtime: &tokio::runtime::Runtime, n: usize, rows: &mut Vec<Row>) {
         rss: mib(create.peak_rss_kib),
     });
 
+    let first_calls = v["awsCalls"]["total"].as_u64().unwrap();
     let lower_bound: usize = per_cluster
         .iter()
         .map(|&k| k.div_ceil(100) + k.div_ceil(10))
@@ -236,6 +251,81 @@ fn no_drift(runtime: &tokio::runtime::Runtime, n: usize, rows: &mut Vec<Row>) {
             );
         }
     }
+    first_calls
+}
+
+/// Part 1b: the same first apply and no-drift diff through a proxy that answers 20% of the calls
+/// with throttling, 5xx, slow answers, dropped connections or lost answers (`tests/common/
+/// faultproxy.rs`). Passes are repeated until one exits 0, as the daemon would.
+fn under_faults(
+    runtime: &tokio::runtime::Runtime,
+    n: usize,
+    clean_calls: u64,
+    rows: &mut Vec<Row>,
+) {
+    let (moto, repo, _, cache) = fleet(runtime, n);
+    let proxy = FaultProxy::start(moto.port(), FaultConfig::mixed(0.2, 6));
+    let via_proxy = |args: &[&str]| {
+        let mut cmd = ecsync(&moto, &repo, cache.path(), args);
+        cmd.env("AWS_ENDPOINT_URL", proxy.endpoint());
+        cmd
+    };
+    let started = Instant::now();
+    let mut passes = 0;
+    let mut throttled = 0;
+    loop {
+        passes += 1;
+        let m = measure(via_proxy(&["apply"]));
+        let v = m.json();
+        throttled += v["awsCalls"]["throttled"].as_u64().unwrap();
+        if m.out.status.success() {
+            break;
+        }
+        let errors: Vec<String> = v["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some(format!("{}: {}", s["service"], s["error"].as_str()?)))
+            .chain(v["error"].as_str().map(str::to_string))
+            .collect();
+        println!(
+            "under faults, pass {passes} failed for {} services: {errors:?}",
+            errors.len()
+        );
+        assert!(
+            passes < 5,
+            "not converged after 5 passes: {}",
+            proxy.summary()
+        );
+    }
+    let seen = proxy.requests();
+    rows.push(Row {
+        what: format!("first apply of {n} services under 20% faults ({passes} passes)"),
+        calls: format!("{seen} seen by the proxy ({throttled} throttled)"),
+        bound: format!("≤ {} (2 × fault-free {clean_calls})", 2 * clean_calls),
+        wall: format!("{:.1} s", started.elapsed().as_secs_f64()),
+        rss: String::new(),
+    });
+    println!("under faults, first apply: {}", proxy.summary());
+    assert!(
+        seen <= 2 * clean_calls,
+        "{seen} calls under faults vs {clean_calls} without"
+    );
+    let before = proxy.requests();
+    let m = measure(via_proxy(&["diff"]));
+    let diff_seen = proxy.requests() - before;
+    rows.push(Row {
+        what: format!("no-drift diff of {n} services under 20% faults"),
+        calls: format!("{diff_seen} seen by the proxy"),
+        bound: format!("exit {:?}", m.out.status.code()),
+        wall: format!("{:.1} s", m.secs),
+        rss: mib(m.peak_rss_kib),
+    });
+    assert!(
+        m.out.status.code() == Some(0),
+        "no-drift diff under faults: {}",
+        String::from_utf8_lossy(&m.out.stderr)
+    );
 }
 
 /// The image of every service's live task definition in `cluster`, by service name.
@@ -323,7 +413,10 @@ fn image_update(
     rows.push(Row {
         what: format!("image change on {m} services, one `ecsync apply`"),
         calls: v["awsCalls"]["total"].to_string(),
-        bound: format!("{} (register + update + tag each)", 3 * m + 2),
+        bound: format!(
+            "{} (describe old definition, register, update, tag: 4 per service; + 3 to observe)",
+            4 * m + 3
+        ),
         wall: format!("{:.2} s", upd.secs),
         rss: mib(upd.peak_rss_kib),
     });
@@ -396,7 +489,8 @@ fn main() {
     let m = size("ECSYNC_BENCH_UPDATE_N", 100, 4);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let mut rows = Vec::new();
-    no_drift(&runtime, n, &mut rows);
+    let clean_calls = no_drift(&runtime, n, &mut rows);
+    under_faults(&runtime, n, clean_calls, &mut rows);
     let ratio = image_update(&runtime, m, benching, &mut rows);
     println!(
         "scale: N = {n} services in {CLUSTERS} clusters, M = {m} image updates; moto on loopback; peak RSS by {}; debug build",

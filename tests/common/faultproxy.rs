@@ -13,6 +13,9 @@
 //! * [`Fault::Slow`]: wait, then forward (the call succeeds late).
 //! * [`Fault::Drop`]: read the request, then close the connection without answering (nothing
 //!   reaches moto).
+//! * [`Fault::LostAnswer`]: forward the request, then close the connection without passing the
+//!   answer on: the call took effect but the caller cannot know (a retried `CreateService`
+//!   meets a service that exists, a retried `RegisterTaskDefinition` registers twice).
 //!
 //! The seed fixes the sequence of decisions; which request gets which decision still depends on
 //! the order concurrent requests arrive in. The proxy counts requests, injections per kind,
@@ -33,15 +36,17 @@ pub enum Fault {
     Unavailable,
     Slow,
     Drop,
+    LostAnswer,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::Throttle,
         Fault::ServerError,
         Fault::Unavailable,
         Fault::Slow,
         Fault::Drop,
+        Fault::LostAnswer,
     ];
 
     fn index(self) -> usize {
@@ -95,7 +100,7 @@ struct Shared {
     config: Mutex<(FaultConfig, fastrand::Rng)>,
     requests: AtomicU64,
     forwarded: AtomicU64,
-    injected: [AtomicU64; 5],
+    injected: [AtomicU64; 6],
     by_operation: Mutex<BTreeMap<String, u64>>,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
@@ -363,6 +368,12 @@ fn handle(client: &mut TcpStream, req: &Request, shared: &Shared) -> io::Result<
             };
             write_response(client, status, &headers, body.as_bytes())?;
         }
+        Some((Fault::LostAnswer, _)) => {
+            let mut sink = Vec::new();
+            forward(&mut sink, req, shared)?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(false);
+        }
         Some((Fault::Slow, delay)) => {
             std::thread::sleep(delay);
             forward(client, req, shared)?;
@@ -408,7 +419,7 @@ fn write_response(
 
 /// Send the request to moto on a fresh connection (`Connection: close`), read the whole answer
 /// and pass it back on the client's kept-alive connection.
-fn forward(client: &mut TcpStream, req: &Request, shared: &Shared) -> io::Result<()> {
+fn forward(client: &mut impl Write, req: &Request, shared: &Shared) -> io::Result<()> {
     shared.forwarded.fetch_add(1, Ordering::SeqCst);
     let mut upstream = TcpStream::connect(("127.0.0.1", shared.upstream_port))?;
     upstream.set_read_timeout(Some(IO_TIMEOUT))?;
