@@ -80,11 +80,15 @@ pub async fn observe(
         existing.extend(list_clusters(clients).await?);
     }
 
+    // One bound for the reads of every cluster: a per-cluster bound would multiply with the
+    // number of clusters.
+    let reads = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for cluster in existing {
         let clients = clients.clone();
+        let reads = reads.clone();
         tasks.spawn(async move {
-            let services = cluster_services(&clients, &cluster).await;
+            let services = cluster_services(&clients, &cluster, &reads).await;
             (cluster, services)
         });
     }
@@ -142,7 +146,12 @@ async fn list_clusters(clients: &Clients) -> Result<Vec<String>, AwsError> {
     Ok(names)
 }
 
-async fn cluster_services(clients: &Clients, cluster: &str) -> Result<Vec<ecs::Service>, AwsError> {
+/// Every call here holds a permit of `reads`, shared by all clusters of the pass.
+async fn cluster_services(
+    clients: &Clients,
+    cluster: &str,
+    reads: &Arc<tokio::sync::Semaphore>,
+) -> Result<Vec<ecs::Service>, AwsError> {
     let mut arns = Vec::new();
     let mut pages = clients
         .ecs
@@ -151,11 +160,16 @@ async fn cluster_services(clients: &Clients, cluster: &str) -> Result<Vec<ecs::S
         .max_results(LIST_SERVICES_PAGE)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    loop {
+        let page = {
+            let _permit = reads.acquire().await;
+            pages.next().await
+        };
+        let Some(page) = page else { break };
         let page = page.map_err(|e| call_error("ECS:ListServices", e))?;
         arns.extend(page.service_arns().iter().cloned());
     }
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    let semaphore = reads.clone();
     let mut tasks = JoinSet::new();
     for chunk in arns.chunks(DESCRIBE_SERVICES_BATCH) {
         let (ecs, cluster, chunk) = (clients.ecs.clone(), cluster.to_string(), chunk.to_vec());

@@ -7,11 +7,14 @@
 //! * [`GitRepo`]: a real git repository in a temporary directory.
 //! * [`ecsync`], [`ecsync_with`] and [`Daemon`]: run the binary under test, once or as a daemon.
 //! * [`http_get`], [`http_post`], [`free_port`]: a tiny HTTP/1.1 client over `TcpStream`.
+//! * [`FaultProxy`]: a fault-injecting proxy between ecsync and moto (throttling, 5xx, slow
+//!   answers, dropped connections), with counts of what it did.
 //! * [`wait_until`], [`wait_until_async`]: polling with a deadline.
 //!
 //! Not every binary uses every helper, hence the blanket `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+mod faultproxy;
 mod fixtures;
 mod git;
 mod http;
@@ -20,6 +23,7 @@ mod process;
 
 use std::time::{Duration, Instant};
 
+pub use faultproxy::{Fault, FaultConfig, FaultProxy};
 pub use fixtures::{Run, run, service_yaml};
 pub use git::GitRepo;
 pub use http::{
