@@ -242,6 +242,12 @@ impl Metrics {
         for r in WEBHOOK_RESULTS {
             let _ = webhook.get_or_create_owned(&result(r));
         }
+        // The two decommission actions are a fixed set: a zero is a true count.
+        for action in ["stop", "terminate"] {
+            let _ = decommission.get_or_create_owned(&DecommissionLabel {
+                action: action.to_owned(),
+            });
+        }
 
         Metrics {
             registry,

@@ -817,15 +817,6 @@ const DESIGN_METRICS: [&str; 12] = [
     "ecsync_webhook_requests_total",
 ];
 
-/// Names that can only have samples once migrations or EC2 decommissioning run.
-/// prometheus-client writes no `# TYPE` line for a family without samples, so these are
-/// absent from the exposition entirely until then.
-const NEEDS_MIGRATIONS: [&str; 3] = [
-    "ecsync_migration_traffic_percent",
-    "ecsync_ec2_decommission_total",
-    "ecsync_ec2_orphans",
-];
-
 fn promtool_check(text: &str) -> Result<(), String> {
     let child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -864,7 +855,30 @@ fn promtool_check(text: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_pass_promtool_and_carry_every_design_name() {
     let moto = Moto::start();
-    let (repo, _net) = fleet(&moto).await;
+    let (repo, net) = fleet(&moto).await;
+    // A third service migrating off a legacy fleet, so the migration and EC2
+    // families have samples too.
+    let legacy = moto.create_target_group("shop-ec2", "instance", 80).await;
+    moto.create_target_group("shop-ecs", "ip", 8080).await;
+    moto.create_alb_with_listener("shop", &net.subnets, &net.security_group, &legacy)
+        .await;
+    let fleet_ids = moto.run_instances(2, &[("app", "shop")]).await;
+    moto.register_instances(&legacy, &fleet_ids).await;
+    repo.write(
+        "services/shop.yaml",
+        &format!(
+            "{}  loadBalancers: [{{targetGroup: shop-ecs, containerName: app, containerPort: 8080}}]
+  migration:
+    listener: {{loadBalancer: shop, port: 80}}
+    from: {{targetGroup: shop-ec2, instances: {{tags: {{app: shop}}}}}}
+    steps: [50, 100]
+    stepInterval: 1h
+    decommission: {{action: stop, after: 1h}}
+",
+            service_yaml("shop", "alpha", &net, "shop:1", 1)
+        ),
+    );
+    repo.commit("a migrating service");
     let d = Running::start(&moto, &repo.url(), &["--interval", "1h"]);
     assert!(
         wait_until(Duration::from_secs(20), || d.pass_id() >= 1),
@@ -900,28 +914,21 @@ async fn metrics_pass_promtool_and_carry_every_design_name() {
             s.name
         })
         .collect();
-    let mut missing = Vec::new();
-    let mut absent = Vec::new();
-    for name in DESIGN_METRICS {
-        if !sampled.contains(name) {
-            if NEEDS_MIGRATIONS.contains(&name) {
-                absent.push(name);
-            } else {
-                missing.push(name);
-            }
-        }
-    }
+    let missing: Vec<&str> = DESIGN_METRICS
+        .iter()
+        .copied()
+        .filter(|name| !sampled.contains(*name))
+        .collect();
     assert!(
         missing.is_empty(),
         "no samples after a pass for {missing:?}:\n{text}"
     );
-    for name in DESIGN_METRICS.iter().filter(|n| sampled.contains(**n)) {
+    for name in DESIGN_METRICS {
         assert!(
             text.contains(&format!("# TYPE {name} ")),
             "{name} has samples but no TYPE line:\n{text}"
         );
     }
-    eprintln!("absent without migrations/decommissioning: {absent:?}");
 
     let head = repo.head();
     assert_eq!(
@@ -943,12 +950,18 @@ async fn metrics_pass_promtool_and_carry_every_design_name() {
         .is_some_and(|v| v >= 2.0),
         "{text}"
     );
-    assert_eq!(
-        metric(&text, "ecsync_services", &[("state", "Synced")]).unwrap_or_default()
-            + metric(&text, "ecsync_services", &[("state", "Progressing")]).unwrap_or_default(),
-        2.0,
-        "{text}"
-    );
+    let total: f64 = [
+        "Synced",
+        "OutOfSync",
+        "Progressing",
+        "Degraded",
+        "Error",
+        "Held",
+    ]
+    .iter()
+    .map(|state| metric(&text, "ecsync_services", &[("state", state)]).unwrap_or_default())
+    .sum();
+    assert_eq!(total, 3.0, "every service in exactly one state:\n{text}");
 }
 
 /// A TCP forwarder that holds every chunk the client sends for `delay` before passing it on:
