@@ -173,6 +173,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
 
     let mut last_good: Option<(String, ManifestSet)> = None;
     let mut backoff = ServiceBackoff::default();
+    let mut progress_streak: u32 = 0;
     let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pass_id: u64 = 0;
@@ -255,12 +256,23 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             } else if let Some(e) = &report.error {
                 error!(error = %e, "reconcile pass failed");
             }
-            if report
+            let progressing = report
                 .services
                 .iter()
-                .any(|s| s.state == SyncState::Progressing)
-            {
-                requeue = requeue.min(PROGRESS_REQUEUE);
+                .any(|s| s.state == SyncState::Progressing);
+            let changed = report
+                .services
+                .iter()
+                .any(|s| !s.done.is_empty() || s.migration.as_ref().is_some_and(|m| m.applied));
+            if progressing {
+                // Look again soon while a rollout moves, but back off while a
+                // stuck one changes nothing: every look re-reads the account
+                // and spends the shared ECS read quota.
+                progress_streak = if changed { 0 } else { progress_streak + 1 };
+                let wait = PROGRESS_REQUEUE.saturating_mul(1 << progress_streak.min(6));
+                requeue = requeue.min(wait);
+            } else {
+                progress_streak = 0;
             }
             backoff.record(&report, &backing_off, Instant::now());
             if let Some(next) = backoff.next_retry(Instant::now()) {
