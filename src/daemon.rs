@@ -264,15 +264,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 .services
                 .iter()
                 .any(|s| !s.done.is_empty() || s.migration.as_ref().is_some_and(|m| m.applied));
-            if progressing {
-                // Look again soon while a rollout moves, but back off while a
-                // stuck one changes nothing: every look re-reads the account
-                // and spends the shared ECS read quota.
-                progress_streak = if changed { 0 } else { progress_streak + 1 };
-                let wait = PROGRESS_REQUEUE.saturating_mul(1 << progress_streak.min(6));
+            let (streak, wait) = progress_requeue(progressing, changed, progress_streak);
+            progress_streak = streak;
+            if let Some(wait) = wait {
                 requeue = requeue.min(wait);
-            } else {
-                progress_streak = 0;
             }
             backoff.record(&report, &backing_off, Instant::now());
             if let Some(next) = backoff.next_retry(Instant::now()) {
@@ -393,6 +388,21 @@ impl ServiceBackoff {
             .map(|f| f.retry_at.saturating_duration_since(now))
             .min()
     }
+}
+
+/// How soon to look again while something is rolling out: 5 s after a pass
+/// that changed something, doubling while a stuck rollout changes nothing —
+/// every look re-reads the account and spends the shared ECS read quota.
+/// Returns the new streak and the wait (None: nothing is progressing).
+fn progress_requeue(progressing: bool, changed: bool, streak: u32) -> (u32, Option<Duration>) {
+    if !progressing {
+        return (0, None);
+    }
+    let streak = if changed { 0 } else { streak.saturating_add(1) };
+    (
+        streak,
+        Some(PROGRESS_REQUEUE.saturating_mul(1 << streak.min(6))),
+    )
 }
 
 /// ±10% so that many replicas or controllers do not poll in lockstep.
@@ -602,6 +612,21 @@ mod tests {
             error: error.map(str::to_string),
             migration: None,
         }
+    }
+
+    #[test]
+    fn a_stuck_rollout_is_looked_at_less_and_less_often() {
+        assert_eq!(progress_requeue(false, false, 3), (0, None));
+        let (s, w) = progress_requeue(true, true, 4);
+        assert_eq!((s, w), (0, Some(Duration::from_secs(5))));
+        let mut streak = 0;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let (s, w) = progress_requeue(true, false, streak);
+            streak = s;
+            waits.push(w.unwrap().as_secs());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 320, 320]);
     }
 
     #[test]
