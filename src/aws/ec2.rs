@@ -605,35 +605,11 @@ mod tests {
         DescribeInstanceAttributeError, DescribeInstanceAttributeOutput,
     };
     use aws_sdk_ec2::types::AttributeBooleanValue;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use aws_smithy_mocks::mock;
 
     use super::*;
 
-    /// Clients whose EC2 calls are answered by `rules` (ECS and ELBv2 are unused).
-    fn mocked_ec2(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
-        use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for r in rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        let ec2 = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::for_tests())
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .build();
-        Clients {
-            ecs: aws_sdk_ecs::Client::new(&sdk),
-            ec2: aws_sdk_ec2::Client::from_conf(ec2),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-        }
-    }
+    use crate::aws::tests::mocked as mocked_ec2;
 
     fn answer(attr: InstanceAttributeName, value: Option<bool>) -> aws_smithy_mocks::Rule {
         let is_attr = attr.clone();

@@ -9,7 +9,7 @@ pub mod migrate;
 pub mod observe;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::Duration;
 

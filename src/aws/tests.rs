@@ -8,28 +8,37 @@ use super::{Clients, convert};
 use crate::manifest::{load, task_definition_hash};
 use crate::normalize::normalize_task_definition;
 
-fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
-    use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for r in rules {
-        interceptor = interceptor.with_rule(r);
-    }
-    let ecs = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::for_tests())
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .interceptor(interceptor)
-        .build();
+/// Clients of all three services whose calls are answered by `rules`.
+pub(crate) fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
+    use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    let interceptor = || {
+        rules.iter().fold(
+            MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+            |i, r| i.with_rule(r),
+        )
+    };
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
         .http_client(aws_smithy_mocks::create_mock_http_client())
         .build();
     Clients {
-        ecs: aws_sdk_ecs::Client::from_conf(ecs),
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+        ecs: aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
+        ec2: aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
     }
 }
 
