@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::AttributeBooleanValue;
@@ -24,18 +23,7 @@ const DECOMMISSION: &str = "ecsync.io/decommission";
 const AFTER: Duration = Duration::from_secs(2);
 
 fn apply(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, extra: &[&str]) -> common::Run {
-    let mut cmd: Command = ecsync_with(moto);
-    cmd.args([
-        "apply",
-        "--repo",
-        &repo.url(),
-        "--path",
-        "services",
-        "--cache-dir",
-    ])
-    .arg(cache.path())
-    .args(extra);
-    run(cmd)
+    common::ecsync_in(moto, repo, cache.path(), "apply", extra)
 }
 
 /// A Fargate service behind `<name>-ecs`, migrating off `<name>-ec2` and the

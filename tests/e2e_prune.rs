@@ -7,18 +7,7 @@ use std::process::Command;
 use common::{GitRepo, Moto, Network, ecsync_with, run, service_yaml};
 
 fn apply(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, extra: &[&str]) -> common::Run {
-    let mut cmd: Command = ecsync_with(moto);
-    cmd.args([
-        "apply",
-        "--repo",
-        &repo.url(),
-        "--path",
-        "services",
-        "--cache-dir",
-    ])
-    .arg(cache.path())
-    .args(extra);
-    run(cmd)
+    common::ecsync_in(moto, repo, cache.path(), "apply", extra)
 }
 
 async fn active_services(moto: &Moto, cluster: &str) -> Vec<String> {

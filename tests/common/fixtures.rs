@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use super::moto::Network;
+use super::git::GitRepo;
+use super::moto::{Moto, Network};
+use super::process::ecsync_with;
 
 /// The outcome of one `ecsync` command.
 pub struct Run {
@@ -77,4 +79,27 @@ spec:
         s1 = net.subnets[1],
         sg = net.security_group,
     )
+}
+
+/// `ecsync <command> --repo <repo> --path services --cache-dir <cache> <extra>`
+/// against `moto`.
+pub fn ecsync_in(
+    moto: &Moto,
+    repo: &GitRepo,
+    cache: &std::path::Path,
+    command: &str,
+    extra: &[&str],
+) -> Run {
+    let mut cmd = ecsync_with(moto);
+    cmd.args([
+        command,
+        "--repo",
+        &repo.url(),
+        "--path",
+        "services",
+        "--cache-dir",
+    ])
+    .arg(cache)
+    .args(extra);
+    run(cmd)
 }

@@ -24,7 +24,7 @@ mod process;
 use std::time::{Duration, Instant};
 
 pub use faultproxy::{Fault, FaultConfig, FaultProxy};
-pub use fixtures::{Run, run, service_yaml};
+pub use fixtures::{Run, ecsync_in, run, service_yaml};
 pub use git::GitRepo;
 pub use http::{
     HttpResponse, free_port, http_get, http_post, http_request, try_http_get, try_http_post,
