@@ -801,21 +801,7 @@ impl Drop for Restore {
     }
 }
 
-/// Every §7 name, as exposed.
-const DESIGN_METRICS: [&str; 12] = [
-    "ecsync_reconcile_duration_seconds",
-    "ecsync_reconcile_total",
-    "ecsync_services",
-    "ecsync_service_drift",
-    "ecsync_git_revision_info",
-    "ecsync_git_fetch_total",
-    "ecsync_aws_api_calls_total",
-    "ecsync_actions_total",
-    "ecsync_migration_traffic_percent",
-    "ecsync_ec2_decommission_total",
-    "ecsync_ec2_orphans",
-    "ecsync_webhook_requests_total",
-];
+use ecsync::metrics::DESIGN_METRIC_NAMES as DESIGN_METRICS;
 
 fn promtool_check(text: &str) -> Result<(), String> {
     let child = Command::new("promtool")

@@ -630,23 +630,7 @@ fn chart_has_the_objects_probes_and_settings_issue_7_asks_for() {
 
 // ───────────────────────────── Grafana dashboard ─────────────────────────────
 
-/// DESIGN §7: the metric names that are a contract.
-const DESIGN_METRICS: [&str; 12] = [
-    "ecsync_reconcile_duration_seconds",
-    "ecsync_reconcile_total",
-    "ecsync_services",
-    "ecsync_service_drift",
-    "ecsync_git_revision_info",
-    "ecsync_git_fetch_total",
-    "ecsync_aws_api_calls_total",
-    "ecsync_actions_total",
-    "ecsync_migration_traffic_percent",
-    "ecsync_ec2_decommission_total",
-    "ecsync_ec2_orphans",
-    "ecsync_webhook_requests_total",
-];
-/// Metrics ecsync exposes beyond §7 (src/metrics.rs).
-const EXTRA_METRICS: [&str; 1] = ["ecsync_migration_gate_failures_total"];
+use ecsync::metrics::{DESIGN_METRIC_NAMES as DESIGN_METRICS, EXTRA_NAMES as EXTRA_METRICS};
 
 fn all_panels(v: &Value, out: &mut Vec<Value>) {
     for p in v["panels"].as_array().into_iter().flatten() {
