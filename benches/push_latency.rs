@@ -136,7 +136,7 @@ fn main() {
         .arg(dir.path().join("cache"))
         .env("NO_COLOR", "1")
         // The source's debug line "git source fetched" splits the latency in two.
-        .env("ECSYNC_LOG", "info,ecsync::source=debug");
+        .env("ECSYNC_LOG", "info,ecsync::adapters::git=debug");
     let started = Instant::now();
     let mut daemon = Daemon::spawn(cmd);
     let pid = daemon.pid();

@@ -1,25 +1,16 @@
 //! ecsync: a GitOps reconciliation controller for Amazon ECS.
 //!
-//! The pure core (`model`, `manifest`, `normalize`, `diff`, `plan`, `tags`,
-//! `migration`, `decommission`) performs no I/O and imports nothing from the
-//! shell (`source`, `aws`, `controller`, `http`, `metrics`, `interceptor`,
-//! `status`, `webhook`, `leader`).
+//! The folders show the rule (DESIGN §9):
+//! * [`core`] is pure: manifest shapes, validation, normalisation, diff, plan,
+//!   migration and decommission decisions, tag codecs, outcome states and the
+//!   scheduling policy. No tokio, no AWS SDK, no clock reads (`now` is passed in).
+//! * [`adapters`] do I/O and return data: AWS per service, git, the lease.
+//!   They never import the runtime.
+//! * [`runtime`] orchestrates: the reconciler and its phases, the daemon loop,
+//!   status, metrics, HTTP and webhooks.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) parses the command line and renders.
 
-pub mod decommission;
-pub mod diff;
-pub mod manifest;
-pub mod migration;
-pub mod model;
-pub mod normalize;
-pub mod plan;
-pub mod tags;
-
-pub mod aws;
-pub mod controller;
-pub mod http;
-pub mod interceptor;
-pub mod leader;
-pub mod metrics;
-pub mod source;
-pub mod status;
-pub mod webhook;
+pub mod adapters;
+pub mod core;
+pub mod runtime;

@@ -1,13 +1,10 @@
 mod cli;
-mod commands;
-mod daemon;
-mod render;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, LogFormat};
+use cli::{Cli, Command, LogFormat, commands};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +28,7 @@ fn main() -> ExitCode {
             Command::Diff(args) => commands::diff(args).await,
             Command::Apply(args) => commands::apply(args).await,
             Command::Import(args) => commands::import(args).await,
-            Command::Run(args) => daemon::run(*args).await,
+            Command::Run(args) => commands::run(*args).await,
         }
     });
     match result {

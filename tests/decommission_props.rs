@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use ecsync::decommission::{
+use ecsync::core::decommission::{
     ASG_TAG, DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, InstanceInput,
-    InstancePlan, MigrationInput, PRUNE_GRACE, Protection, Registration, Step, TargetGroupInput,
-    plan_decommission,
+    InstancePlan, InstanceState, MigrationInput, PRUNE_GRACE, Protection, Registration, Step,
+    TargetGroupInput, TargetState, plan_decommission,
 };
-use ecsync::model::ServiceKey;
+use ecsync::core::model::ServiceKey;
 use proptest::prelude::*;
 
 const NOW: u64 = 10_000;
@@ -145,7 +145,7 @@ fn instance(n: usize) -> impl Strategy<Value = InstanceInput> {
                 let mut seen = BTreeSet::new();
                 InstanceInput {
                     id: format!("i-{n:02}"),
-                    state: state.into(),
+                    state: InstanceState::parse(state).expect("an EC2 state"),
                     tags,
                     protection: protection
                         .map(|(termination, stop)| Protection { termination, stop }),
@@ -155,7 +155,7 @@ fn instance(n: usize) -> impl Strategy<Value = InstanceInput> {
                         .map(|(tg, st)| Registration {
                             target_group_arn: arn(TGS[tg]),
                             port: Some(80),
-                            state: st.into(),
+                            state: TargetState::parse(st),
                         })
                         .collect(),
                 }
@@ -295,7 +295,7 @@ proptest! {
         let mut acted = 0;
         for p in plans.iter().filter(|p| !p.report_only) {
             let inst = by_id[p.instance_id.as_str()];
-            prop_assert!(inst.state != "terminated" && inst.state != "shutting-down", "{p:?}");
+            prop_assert!(inst.state.as_str() != "terminated" && inst.state.as_str() != "shutting-down", "{p:?}");
             let protected = inst.tags.get("ecsync.io/protect").map(String::as_str) == Some("true");
             if protected {
                 prop_assert!(p.steps.is_empty(), "protected instance touched: {p:?}");
@@ -347,7 +347,7 @@ proptest! {
                 if phase == "pending" {
                     prop_assert!(since + e.after <= f.now, "before the grace period: {p:?}");
                     for r in &inst.registrations {
-                        prop_assert!(r.state == "draining", "still registered: {p:?}");
+                        prop_assert!(r.state.as_str() == "draining", "still registered: {p:?}");
                         let delay = f.target_groups[&r.target_group_arn]
                             .deregistration_delay
                             .unwrap_or(DEFAULT_DEREGISTRATION_DELAY);

@@ -514,7 +514,7 @@ async fn report_mode_reports_a_hand_change_and_never_mutates() {
             .any(|f| f["path"] == "desiredCount" && f["desired"] == 2 && f["live"] == 7),
         "{status}"
     );
-    // What auto mode would do, as documented for `actions` in src/status.rs.
+    // What auto mode would do, as documented for `actions` in src/runtime/status.rs.
     assert!(
         web["actions"]
             .as_array()
@@ -801,7 +801,7 @@ impl Drop for Restore {
     }
 }
 
-use ecsync::metrics::DESIGN_METRIC_NAMES as DESIGN_METRICS;
+use ecsync::runtime::metrics::DESIGN_METRIC_NAMES as DESIGN_METRICS;
 
 fn promtool_check(text: &str) -> Result<(), String> {
     let child = Command::new("promtool")

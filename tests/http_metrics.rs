@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use ecsync::metrics::Metrics;
-use ecsync::status::SyncState;
+use ecsync::core::state::SyncState;
+use ecsync::runtime::metrics::Metrics;
 
 fn exercise_everything(m: &Metrics) {
     m.observe_reconcile("ok", 0.3);

@@ -630,7 +630,9 @@ fn chart_has_the_objects_probes_and_settings_issue_7_asks_for() {
 
 // ───────────────────────────── Grafana dashboard ─────────────────────────────
 
-use ecsync::metrics::{DESIGN_METRIC_NAMES as DESIGN_METRICS, EXTRA_NAMES as EXTRA_METRICS};
+use ecsync::runtime::metrics::{
+    DESIGN_METRIC_NAMES as DESIGN_METRICS, EXTRA_NAMES as EXTRA_METRICS,
+};
 
 fn all_panels(v: &Value, out: &mut Vec<Value>) {
     for p in v["panels"].as_array().into_iter().flatten() {

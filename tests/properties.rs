@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use ecsync::diff::{diff_values, to_clean_value};
-use ecsync::manifest;
-use ecsync::model::{
+use ecsync::core::diff::{diff_values, to_clean_value};
+use ecsync::core::manifest;
+use ecsync::core::model::{
     AwsVpcConfiguration, ContainerDefinition, HealthCheck, KeyValuePair, NetworkConfiguration,
     PortMapping, Secret, ServiceSpec, TaskDefinition,
 };
-use ecsync::normalize::normalize_service;
+use ecsync::core::normalize::normalize_service;
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {

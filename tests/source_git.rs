@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ecsync::source::{
+use ecsync::adapters::git::{
     GitConfig, GitSource, MAX_MANIFEST_BYTES, ManifestFile, Snapshot, SourceError, load_dir,
 };
 use tempfile::TempDir;

@@ -1,0 +1,290 @@
+//! The applier: carries out one service's planned actions, in order. Each step
+//! is idempotent on its own, so a crash between steps converges on the next pass.
+
+use std::collections::BTreeMap;
+
+use tracing::info;
+
+use crate::adapters::aws::{AwsError, Clients, call_error, convert};
+use crate::core::manifest::DesiredService;
+use crate::core::plan::{Action, ActionKind, ServicePlan, UpdateField, resolve_target_groups};
+use crate::core::tags;
+
+pub struct ApplyContext<'a> {
+    pub controller_id: &'a str,
+    pub revision: &'a str,
+    pub target_groups: &'a BTreeMap<String, String>,
+}
+
+/// What was done for one service.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<ActionKind>,
+    pub task_definition_arn: Option<String>,
+}
+
+pub async fn apply_service(
+    clients: &Clients,
+    desired: &DesiredService,
+    plan: &ServicePlan,
+    live_arn: Option<&str>,
+    ctx: &ApplyContext<'_>,
+    applied: &mut Applied,
+) -> Result<(), AwsError> {
+    let key = &desired.key;
+    let spec = resolve_target_groups(&desired.spec, ctx.target_groups).map_err(|message| {
+        AwsError::Call {
+            operation: "resolve target groups",
+            code: None,
+            message,
+        }
+    })?;
+    let mut service_arn = live_arn.map(str::to_string);
+    let why: Vec<&str> = plan.drift.iter().map(|d| d.path.as_str()).collect();
+
+    for action in &plan.actions {
+        match action {
+            Action::RegisterTaskDefinition { family } => {
+                let td_tags = BTreeMap::from([
+                    (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
+                    (
+                        tags::SPEC_HASH.to_string(),
+                        desired.task_definition_hash.clone(),
+                    ),
+                ]);
+                let out = convert::register_task_definition(
+                    &clients.ecs,
+                    &spec.task_definition,
+                    &td_tags,
+                )?
+                .send()
+                .await
+                .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
+                let arn = out
+                    .task_definition()
+                    .and_then(|td| td.task_definition_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                info!(cluster = %key.cluster, service = %key.name, %family, task_definition = %arn,
+                      hash = %desired.task_definition_hash, "registered task definition");
+                applied.task_definition_arn = Some(arn);
+            }
+            Action::CreateService => {
+                let count = spec.desired_count.unwrap_or(1);
+                service_arn = create_service(
+                    clients, desired, &spec, ctx, &key.name, count, applied, None,
+                )
+                .await?;
+            }
+            Action::CreateReplacement {
+                name,
+                desired_count,
+            } => {
+                create_service(
+                    clients,
+                    desired,
+                    &spec,
+                    ctx,
+                    name,
+                    *desired_count,
+                    applied,
+                    Some(&key.name),
+                )
+                .await?;
+            }
+            Action::UpdateService { fields } => {
+                let mut b = clients
+                    .ecs
+                    .update_service()
+                    .cluster(&key.cluster)
+                    .service(&key.name);
+                for f in fields {
+                    b = match f {
+                        UpdateField::TaskDefinition => {
+                            b.set_task_definition(applied.task_definition_arn.clone())
+                        }
+                        UpdateField::DesiredCount => b.set_desired_count(spec.desired_count),
+                        UpdateField::CapacityProviderStrategy => b.set_capacity_provider_strategy(
+                            Some(convert::capacity_provider_strategy(&spec)?.unwrap_or_default()),
+                        ),
+                        UpdateField::PlatformVersion => {
+                            b.set_platform_version(spec.platform_version.clone())
+                        }
+                        UpdateField::NetworkConfiguration => {
+                            b.set_network_configuration(convert::network_configuration(&spec)?)
+                        }
+                        UpdateField::LoadBalancers => {
+                            b.set_load_balancers(Some(convert::load_balancers(&spec)))
+                        }
+                        UpdateField::DeploymentConfiguration => {
+                            b.set_deployment_configuration(convert::deployment_configuration(&spec))
+                        }
+                        UpdateField::HealthCheckGracePeriodSeconds => b
+                            .health_check_grace_period_seconds(
+                                spec.health_check_grace_period_seconds.unwrap_or(0),
+                            ),
+                        UpdateField::EnableExecuteCommand => {
+                            b.enable_execute_command(spec.enable_execute_command.unwrap_or(false))
+                        }
+                        UpdateField::EnableEcsManagedTags => {
+                            b.enable_ecs_managed_tags(spec.enable_ecs_managed_tags.unwrap_or(false))
+                        }
+                        UpdateField::PropagateTags => {
+                            b.propagate_tags(aws_sdk_ecs::types::PropagateTags::from(
+                                spec.propagate_tags.as_deref().unwrap_or("NONE"),
+                            ))
+                        }
+                        UpdateField::PlacementConstraints => b.set_placement_constraints(Some(
+                            convert::placement_constraints(&spec).unwrap_or_default(),
+                        )),
+                        UpdateField::PlacementStrategy => b.set_placement_strategy(Some(
+                            convert::placement_strategy(&spec).unwrap_or_default(),
+                        )),
+                    };
+                }
+                b.send()
+                    .await
+                    .map_err(|e| call_error("ECS:UpdateService", e))?;
+                info!(cluster = %key.cluster, service = %key.name, fields = ?fields, drift = ?why,
+                      "updated service");
+            }
+            Action::TagService { tags: set } => {
+                let mut set = set.clone();
+                if let Some(td) = &applied.task_definition_arn
+                    && let Some(v) = tags::task_definition_tag(td, &desired.task_definition_hash)
+                {
+                    set.insert(tags::TASK_DEFINITION.into(), v);
+                }
+                let arn = service_arn.clone().unwrap_or_default();
+                clients
+                    .ecs
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(convert::sdk_tags(&set)))
+                    .send()
+                    .await
+                    .map_err(|e| call_error("ECS:TagResource", e))?;
+                let keys: Vec<&String> = set.keys().collect();
+                info!(cluster = %key.cluster, service = %key.name, tags = ?keys, "tagged service");
+            }
+            Action::PruneService => return prune_service(clients, plan, applied).await,
+            Action::UntagService { keys } => {
+                let arn = service_arn.clone().unwrap_or_default();
+                clients
+                    .ecs
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(keys.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| call_error("ECS:UntagResource", e))?;
+                info!(cluster = %key.cluster, service = %key.name, tags = ?keys, "untagged service");
+            }
+        }
+        applied.done.push(action.kind());
+    }
+    Ok(())
+}
+
+/// Create `name` from the desired spec (the service itself, or the stand-in
+/// that serves while it is replaced); returns the new service's ARN.
+#[allow(clippy::too_many_arguments)]
+async fn create_service(
+    clients: &Clients,
+    desired: &DesiredService,
+    spec: &crate::core::model::ServiceSpec,
+    ctx: &ApplyContext<'_>,
+    name: &str,
+    desired_count: i32,
+    applied: &Applied,
+    replacement_of: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let key = &desired.key;
+    let td = applied.task_definition_arn.clone().unwrap_or_default();
+    let mut all_tags = spec.tags.clone();
+    all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
+    all_tags.insert(tags::REVISION.into(), ctx.revision.into());
+    all_tags.insert(tags::SOURCE.into(), desired.source.clone());
+    if desired.policy.prune_disabled {
+        all_tags.insert(tags::PRUNE.into(), "disabled".into());
+    }
+    if let Some(v) = tags::task_definition_tag(&td, &desired.task_definition_hash) {
+        all_tags.insert(tags::TASK_DEFINITION.into(), v);
+    }
+    if let Some(original) = replacement_of {
+        all_tags.insert(tags::REPLACEMENT_OF.into(), original.into());
+    }
+    let out = clients
+        .ecs
+        .create_service()
+        .cluster(&key.cluster)
+        .service_name(name)
+        .task_definition(&td)
+        .desired_count(desired_count)
+        .set_launch_type(
+            spec.launch_type
+                .as_deref()
+                .map(aws_sdk_ecs::types::LaunchType::from),
+        )
+        .set_capacity_provider_strategy(convert::capacity_provider_strategy(spec)?)
+        .set_platform_version(spec.platform_version.clone())
+        .set_network_configuration(convert::network_configuration(spec)?)
+        .set_load_balancers(Some(convert::load_balancers(spec)))
+        .set_deployment_configuration(convert::deployment_configuration(spec))
+        .set_health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
+        .set_scheduling_strategy(
+            spec.scheduling_strategy
+                .as_deref()
+                .map(aws_sdk_ecs::types::SchedulingStrategy::from),
+        )
+        .set_enable_execute_command(spec.enable_execute_command)
+        .set_enable_ecs_managed_tags(spec.enable_ecs_managed_tags)
+        .set_propagate_tags(
+            spec.propagate_tags
+                .as_deref()
+                .map(aws_sdk_ecs::types::PropagateTags::from),
+        )
+        .set_placement_constraints(convert::placement_constraints(spec))
+        .set_placement_strategy(convert::placement_strategy(spec))
+        .set_tags(Some(convert::sdk_tags(&all_tags)))
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:CreateService", e))?;
+    info!(cluster = %key.cluster, service = %name, task_definition = %td,
+          source = %desired.source, replacement_of = ?replacement_of, "created service");
+    Ok(out
+        .service()
+        .and_then(|s| s.service_arn())
+        .map(str::to_string))
+}
+
+/// Scale a service to zero, then delete it. Only ever planned for services
+/// whose `ecsync.io/managed-by` tag names this controller (DESIGN §5).
+pub async fn prune_service(
+    clients: &Clients,
+    plan: &ServicePlan,
+    applied: &mut Applied,
+) -> Result<(), AwsError> {
+    let key = &plan.key;
+    clients
+        .ecs
+        .update_service()
+        .cluster(&key.cluster)
+        .service(&key.name)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:UpdateService", e))?;
+    clients
+        .ecs
+        .delete_service()
+        .cluster(&key.cluster)
+        .service(&key.name)
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:DeleteService", e))?;
+    info!(cluster = %key.cluster, service = %key.name, source = ?plan.source,
+          "pruned service: scaled to 0 and deleted, its manifest is gone from Git");
+    applied.done.push(ActionKind::PruneService);
+    Ok(())
+}

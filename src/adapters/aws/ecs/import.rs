@@ -1,0 +1,109 @@
+//! Adoption: write manifests for services that already run, so that they diff
+//! clean against the account they came from.
+
+use std::collections::BTreeMap;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::services;
+use crate::adapters::aws::{AwsError, Clients, call_error, convert};
+use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Metadata};
+use crate::core::normalize;
+use crate::core::state::ServiceStatus;
+
+/// Reads at once while importing: the same bound as a pass.
+const READ_CONCURRENCY: usize = 8;
+
+/// Manifests for every service in `cluster` (or just `only`), by service name.
+pub async fn import(
+    clients: &Clients,
+    cluster: &str,
+    only: Option<&str>,
+) -> Result<Vec<Manifest>, AwsError> {
+    let reads = Arc::new(Semaphore::new(READ_CONCURRENCY));
+    let names: Vec<String> = match only {
+        Some(s) => vec![s.to_string()],
+        None => services::list(clients, cluster, &reads).await?,
+    };
+    let described = services::describe(clients, cluster, &names, &reads).await?;
+    if let Some(f) = described.failures.first() {
+        return Err(AwsError::Call {
+            operation: "ECS:DescribeServices",
+            code: f.reason().map(str::to_string),
+            message: format!(
+                "{}: {}",
+                f.arn().unwrap_or_default(),
+                f.reason().unwrap_or("not found")
+            ),
+        });
+    }
+    let services: Vec<_> = described
+        .services
+        .into_iter()
+        .filter(|s| ServiceStatus::parse(s.status().unwrap_or_default()) != ServiceStatus::Inactive)
+        .collect();
+
+    let mut definitions: BTreeMap<String, crate::core::model::TaskDefinition> = BTreeMap::new();
+    let mut manifests = Vec::new();
+    for s in &services {
+        let td_arn = s.task_definition().unwrap_or_default().to_string();
+        if !definitions.contains_key(&td_arn) {
+            let out = clients
+                .ecs
+                .describe_task_definition()
+                .task_definition(&td_arn)
+                .send()
+                .await
+                .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
+            let td = out
+                .task_definition()
+                .map(convert::task_definition_from_sdk)
+                .unwrap_or_default();
+            definitions.insert(td_arn.clone(), td);
+        }
+        let mut spec = convert::service_spec_from_sdk(s, cluster);
+        spec.task_definition = definitions.get(&td_arn).cloned().unwrap_or_default();
+        for lb in spec.load_balancers.iter_mut().flatten() {
+            lb.target_group = target_group_name(&lb.target_group);
+        }
+        normalize::normalize_service(&mut spec);
+        manifests.push(Manifest {
+            api_version: API_VERSION.into(),
+            kind: KIND_SERVICE.into(),
+            metadata: Metadata {
+                name: s.service_name().unwrap_or_default().to_string(),
+                ..Default::default()
+            },
+            spec,
+        });
+    }
+    Ok(manifests)
+}
+
+/// `arn:…:targetgroup/<name>/<id>` → `<name>`; names read better in Git and
+/// survive a target group being recreated.
+fn target_group_name(arn: &str) -> String {
+    arn.split("targetgroup/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(arn)
+        .to_string()
+}
+
+/// One manifest as YAML, without the fields that are unset.
+pub fn to_yaml(m: &Manifest) -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string(&crate::core::diff::to_clean_value(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn target_group_name_from_arn() {
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:123:targetgroup/web-ecs/6d0ecf831eec9f09";
+        assert_eq!(super::target_group_name(arn), "web-ecs");
+        assert_eq!(super::target_group_name("plain"), "plain");
+    }
+}

@@ -1,0 +1,6 @@
+//! ECS: observe services and task definitions, apply plans, read services for import.
+
+pub mod apply;
+pub mod import;
+pub mod observe;
+pub mod services;

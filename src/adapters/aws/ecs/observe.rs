@@ -1,0 +1,287 @@
+//! Observation: what is live in ECS, with as few calls as the APIs allow.
+//!
+//! Per cluster: ListServices (100 per page) and DescribeServices (10 per call,
+//! tags included), through [`super::services`]. Task definitions are
+//! immutable, so each ARN is described at most once per process, and not at
+//! all when the service's tag already records the content hash of the
+//! revision it runs. Then every target group name the manifests use is
+//! resolved in one batch ([`elbv2::resolve_target_groups`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ecs::types as ecs;
+use tokio::task::JoinSet;
+
+use super::services;
+use crate::adapters::aws::{AwsError, Clients, call_error, convert, elbv2};
+use crate::core::manifest::{DesiredService, task_definition_hash};
+use crate::core::model::{ServiceKey, TaskDefinition};
+use crate::core::normalize;
+use crate::core::plan::{LiveService, LiveTaskDefinition, Observed};
+use crate::core::state::{Rollout, RolloutState, ServiceStatus};
+use crate::core::tags;
+/// Concurrent read calls per pass: enough to hide latency, few enough not to
+/// trip ECS's per-account rate limits on their own.
+const READ_CONCURRENCY: usize = 8;
+
+/// A normalised task definition and its content hash.
+type Known = (Arc<TaskDefinition>, String);
+
+/// Normalised task definitions by ARN; valid forever because ARNs are immutable.
+#[derive(Clone, Default, Debug)]
+pub struct TaskDefinitionCache {
+    inner: Arc<Mutex<HashMap<String, Known>>>,
+}
+
+impl TaskDefinitionCache {
+    fn get(&self, arn: &str) -> Option<Known> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+            .cloned()
+    }
+    fn put(&self, arn: String, td: TaskDefinition, hash: String) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn, (Arc::new(td), hash));
+    }
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What to look at.
+pub struct Scope<'a> {
+    pub clusters: BTreeSet<String>,
+    /// Also look at every other cluster in the account (ListClusters).
+    pub all_clusters: bool,
+    pub desired: &'a [DesiredService],
+}
+
+pub async fn observe(
+    clients: &Clients,
+    scope: &Scope<'_>,
+    cache: &TaskDefinitionCache,
+) -> Result<Observed, AwsError> {
+    let mut observed = Observed::default();
+    let mut existing = if scope.clusters.is_empty() {
+        BTreeSet::new()
+    } else {
+        existing_clusters(clients, &scope.clusters).await?
+    };
+    observed.missing_clusters = scope.clusters.difference(&existing).cloned().collect();
+    if scope.all_clusters {
+        existing.extend(list_clusters(clients).await?);
+    }
+
+    // One bound for the reads of every cluster: a per-cluster bound would multiply with the
+    // number of clusters.
+    let reads = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for cluster in existing {
+        let clients = clients.clone();
+        let reads = reads.clone();
+        tasks.spawn(async move {
+            let services = cluster_services(&clients, &cluster, &reads).await;
+            (cluster, services)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((cluster, result)) = joined else {
+            continue;
+        };
+        for svc in result? {
+            let live = live_service(&svc, &cluster, cache);
+            observed.services.insert(live.key.clone(), live);
+        }
+    }
+
+    describe_unknown_task_definitions(clients, scope, &mut observed, cache).await?;
+    observed.target_groups =
+        elbv2::resolve_target_groups(clients, &target_group_names(scope.desired)).await?;
+    Ok(observed)
+}
+
+async fn existing_clusters(
+    clients: &Clients,
+    names: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut found = BTreeSet::new();
+    let names: Vec<String> = names.iter().cloned().collect();
+    for chunk in names.chunks(100) {
+        let out = clients
+            .ecs
+            .describe_clusters()
+            .set_clusters(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| call_error("ECS:DescribeClusters", e))?;
+        for c in out.clusters() {
+            if c.status() == Some("ACTIVE")
+                && let Some(name) = c.cluster_name()
+            {
+                found.insert(name.to_string());
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn list_clusters(clients: &Clients) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut pages = clients.ecs.list_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call_error("ECS:ListClusters", e))?;
+        names.extend(
+            page.cluster_arns()
+                .iter()
+                .filter_map(|arn| arn.rsplit_once('/').map(|(_, name)| name.to_string())),
+        );
+    }
+    Ok(names)
+}
+
+/// Every call here holds a permit of `reads`, shared by all clusters of the pass.
+async fn cluster_services(
+    clients: &Clients,
+    cluster: &str,
+    reads: &Arc<tokio::sync::Semaphore>,
+) -> Result<Vec<ecs::Service>, AwsError> {
+    let arns = services::list(clients, cluster, reads).await?;
+    Ok(services::describe(clients, cluster, &arns, reads)
+        .await?
+        .services)
+}
+
+fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) -> LiveService {
+    let mut spec = convert::service_spec_from_sdk(s, cluster);
+    let all_tags = spec.tags.clone();
+    normalize::normalize_service(&mut spec);
+    let td_arn = s.task_definition().unwrap_or_default().to_string();
+    let task_definition = match cache.get(&td_arn) {
+        Some((td, hash)) => LiveTaskDefinition::Described {
+            spec: Box::new((*td).clone()),
+            hash,
+        },
+        None => all_tags
+            .get(tags::TASK_DEFINITION)
+            .and_then(|v| tags::hash_for(v, &td_arn))
+            .map_or(LiveTaskDefinition::Unknown, LiveTaskDefinition::Hash),
+    };
+    LiveService {
+        key: ServiceKey {
+            cluster: cluster.to_string(),
+            name: s.service_name().unwrap_or_default().to_string(),
+        },
+        arn: s.service_arn().unwrap_or_default().to_string(),
+        status: ServiceStatus::parse(s.status().unwrap_or_default()),
+        spec,
+        task_definition_arn: td_arn,
+        task_definition,
+        tags: all_tags,
+        rollout: rollout(s),
+    }
+}
+
+fn rollout(s: &ecs::Service) -> Rollout {
+    let primary = s
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    Rollout {
+        rollout_state: primary
+            .and_then(|d| d.rollout_state())
+            .and_then(|r| RolloutState::parse(r.as_str())),
+        rollout_reason: primary.and_then(|d| d.rollout_state_reason().map(str::to_string)),
+        deployments: s.deployments().len(),
+        desired: s.desired_count(),
+        running: s.running_count(),
+        pending: s.pending_count(),
+    }
+}
+
+/// Describe the live task definitions whose content is not known yet but
+/// matters: those of desired services that do not visibly match.
+async fn describe_unknown_task_definitions(
+    clients: &Clients,
+    scope: &Scope<'_>,
+    observed: &mut Observed,
+    cache: &TaskDefinitionCache,
+) -> Result<(), AwsError> {
+    let mut wanted = BTreeSet::new();
+    for d in scope.desired {
+        if let Some(live) = observed.services.get(&d.key)
+            && live.is_active()
+        {
+            let needs = match &live.task_definition {
+                LiveTaskDefinition::Unknown => true,
+                LiveTaskDefinition::Hash(h) => h != &d.task_definition_hash,
+                LiveTaskDefinition::Described { .. } => false,
+            };
+            if needs && !live.task_definition_arn.is_empty() {
+                wanted.insert(live.task_definition_arn.clone());
+            }
+        }
+    }
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for arn in wanted {
+        let ecs = clients.ecs.clone();
+        let semaphore = semaphore.clone();
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let out = ecs
+                .describe_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
+            Ok::<_, AwsError>((
+                arn,
+                out.task_definition().map(convert::task_definition_from_sdk),
+            ))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let Ok(result) = joined else { continue };
+        let (arn, td) = result?;
+        if let Some(mut td) = td {
+            normalize::normalize_task_definition(&mut td);
+            let hash = task_definition_hash(&td);
+            cache.put(arn, td, hash);
+        }
+    }
+    for live in observed.services.values_mut() {
+        if let Some((td, hash)) = cache.get(&live.task_definition_arn) {
+            live.task_definition = LiveTaskDefinition::Described {
+                spec: Box::new((*td).clone()),
+                hash,
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Every target group the manifests name: the services' own and their
+/// migrations' legacy groups.
+fn target_group_names(desired: &[DesiredService]) -> BTreeSet<String> {
+    desired
+        .iter()
+        .flat_map(|d| {
+            let own = d
+                .spec
+                .load_balancers
+                .iter()
+                .flatten()
+                .map(|lb| lb.target_group.clone());
+            let legacy = d.spec.migration.iter().map(|m| m.from.target_group.clone());
+            own.chain(legacy)
+        })
+        .collect()
+}

@@ -1,0 +1,227 @@
+//! The commands: validate, diff, apply, import, and run (the daemon).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use ecsync::adapters::aws::interceptor::{CallCounts, ReadOnly};
+use ecsync::adapters::aws::{self, Clients};
+use ecsync::adapters::git::{GitConfig, GitSource, load_dir};
+use ecsync::core::manifest::{self, ManifestSet};
+use ecsync::core::state::Mode;
+use ecsync::runtime::daemon::{self, DaemonConfig};
+use ecsync::runtime::desired::load_snapshot;
+use ecsync::runtime::http::WebhookConfig;
+use ecsync::runtime::leader::{LeaseConfig, default_holder};
+use ecsync::runtime::metrics::Metrics;
+use ecsync::runtime::reconciler::{PassReport, Reconciler};
+
+use super::render;
+use super::{ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Output, RunArgs, SourceArgs, ValidateArgs};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_DRIFT: u8 = 2;
+
+pub fn validate(args: ValidateArgs) -> Result<u8> {
+    let files = load_dir(&args.path)?;
+    let set = manifest::load(files.iter().map(|f| (f.path.as_str(), f.contents.as_str())));
+    for e in &set.errors {
+        println!("{e}");
+    }
+    if !set.errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
+    println!(
+        "{} services in {} files are valid",
+        set.services.len(),
+        files.len()
+    );
+    Ok(EXIT_OK)
+}
+
+pub fn git_source(args: &SourceArgs) -> Result<GitSource> {
+    let token = match &args.git_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading git token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("ECSYNC_GIT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    Ok(GitSource::new(GitConfig {
+        repo: args.repo.clone(),
+        git_ref: args.git_ref.clone(),
+        path: args.path.clone(),
+        cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+        token,
+        ssh_key_file: args.ssh_key_file.clone(),
+        timeout: args.git_timeout,
+    }))
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ecsync")
+}
+
+async fn clients(
+    args: &AwsArgs,
+    metrics: Arc<Metrics>,
+    read_only: bool,
+) -> (Clients, Arc<CallCounts>) {
+    let sdk = aws::load_config(args.endpoint_url.as_deref()).await;
+    ecsync::runtime::clients(&sdk, metrics, ReadOnly::new(read_only))
+}
+
+async fn one_pass(
+    source: &SourceArgs,
+    aws_args: &AwsArgs,
+    prune: Option<usize>,
+    max_decommission_per_pass: usize,
+    mode: Mode,
+    dry_run: bool,
+) -> Result<(ManifestSet, PassReport, Arc<CallCounts>)> {
+    let snapshot = git_source(source)?.fetch().await?;
+    let set = load_snapshot(&snapshot, source.path.as_deref())?;
+    let metrics = Arc::new(Metrics::new());
+    let read_only = mode == Mode::Report || dry_run;
+    let (clients, counts) = clients(aws_args, metrics.clone(), read_only).await;
+    let reconciler = Reconciler {
+        clients,
+        cache: Default::default(),
+        metrics,
+        controller_id: aws_args.controller_id.clone(),
+        mode,
+        prune,
+        max_decommission_per_pass,
+    };
+    let report = reconciler
+        .pass(&snapshot.revision, &set, &Default::default())
+        .await;
+    Ok((set, report, counts))
+}
+
+pub async fn diff(args: DiffArgs) -> Result<u8> {
+    let (set, report, counts) =
+        one_pass(&args.source, &args.aws, None, 1, Mode::Report, true).await?;
+    match args.output {
+        Output::Text => print!("{}", render::diff_text(&set, &report)),
+        Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
+    }
+    Ok(if report.has_errors() || !set.errors.is_empty() {
+        EXIT_ERROR
+    } else if report.drifted().next().is_some() {
+        EXIT_DRIFT
+    } else {
+        EXIT_OK
+    })
+}
+
+pub async fn apply(args: ApplyArgs) -> Result<u8> {
+    let (set, report, counts) = one_pass(
+        &args.source,
+        &args.aws,
+        args.prune.limit(),
+        args.prune.max_decommission_per_pass,
+        args.mode,
+        args.dry_run,
+    )
+    .await?;
+    match args.output {
+        Output::Text => print!(
+            "{}",
+            render::apply_text(&set, &report, &counts, args.dry_run)
+        ),
+        Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
+    }
+    Ok(if report.has_errors() || !set.errors.is_empty() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+pub async fn import(args: ImportArgs) -> Result<u8> {
+    let metrics = Arc::new(Metrics::new());
+    let (clients, _) = clients(&args.aws, metrics, true).await;
+    let manifests =
+        aws::ecs::import::import(&clients, &args.cluster, args.service.as_deref()).await?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    for m in &manifests {
+        let yaml = aws::ecs::import::to_yaml(m)?;
+        match &args.out {
+            Some(dir) => {
+                let path = dir.join(format!("{}.yaml", m.metadata.name));
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    if manifests.is_empty() {
+        eprintln!("no services found in cluster {}", args.cluster);
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn run(args: RunArgs) -> Result<u8> {
+    let webhook = match &args.webhook_secret_file {
+        Some(path) => {
+            let secret = std::fs::read(path)
+                .with_context(|| format!("reading webhook secret {}", path.display()))?;
+            let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+            if secret.is_empty() {
+                // Every delivery would get 401: fail where the operator looks first.
+                anyhow::bail!("webhook secret file {} is empty", path.display());
+            }
+            Some(WebhookConfig {
+                secret,
+                branch: args.source.git_ref.clone(),
+            })
+        }
+        None => None,
+    };
+    let source = git_source(&args.source)?;
+    let sdk = aws::load_config(args.aws.endpoint_url.as_deref()).await;
+    let leader = args
+        .leader
+        .leader_election_table
+        .as_ref()
+        .map(|table| LeaseConfig {
+            table: table.clone(),
+            name: args.aws.controller_id.clone(),
+            holder: args
+                .leader
+                .lease_holder
+                .clone()
+                .unwrap_or_else(default_holder),
+            duration: args.leader.lease_duration,
+            renew_deadline: args.leader.lease_renew_deadline,
+            retry_period: args.leader.lease_retry_period,
+        });
+    let cfg = DaemonConfig {
+        mode: args.mode,
+        interval: args.interval,
+        listen: args.listen.clone(),
+        webhook,
+        pass_timeout: args.pass_timeout,
+        controller_id: args.aws.controller_id.clone(),
+        prune: args.prune.limit(),
+        max_decommission_per_pass: args.prune.max_decommission_per_pass,
+        path: args.source.path.clone(),
+        leader,
+    };
+    daemon::run(cfg, source, sdk).await?;
+    Ok(EXIT_OK)
+}

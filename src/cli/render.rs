@@ -1,0 +1,263 @@
+//! Human and JSON renderings of a pass, for the one-shot commands.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use ecsync::adapters::aws::interceptor::CallCounts;
+use ecsync::core::manifest::ManifestSet;
+use ecsync::core::state::SyncState;
+use ecsync::runtime::reconciler::{PassReport, ServiceOutcome};
+use ecsync::runtime::status::{migration_status, service_status};
+
+fn short(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
+fn marker(o: &ServiceOutcome) -> char {
+    match o.state {
+        SyncState::Synced => '=',
+        SyncState::Error => '!',
+        SyncState::Held => '#',
+        _ if !o.plan.exists => '+',
+        _ if !o.plan.in_sync() => '~',
+        _ => '=',
+    }
+}
+
+fn header(out: &mut String, o: &ServiceOutcome) {
+    let _ = write!(out, "{} {}  {}", marker(o), o.plan.key, o.state.as_str());
+    if let Some(src) = &o.plan.source {
+        let _ = write!(out, "  ({src})");
+    }
+    out.push('\n');
+}
+
+fn details(out: &mut String, o: &ServiceOutcome) {
+    if let Some(e) = &o.error {
+        let _ = writeln!(out, "    error: {e}");
+    }
+    if let Some(h) = &o.plan.held {
+        let _ = writeln!(out, "    held: {h}");
+    }
+    if let Some(m) = &o.plan.message {
+        let _ = writeln!(out, "    {m}");
+    }
+    if !o.plan.exists && o.error.is_none() && o.plan.held.is_none() {
+        let _ = writeln!(out, "    missing: the service will be created");
+    } else {
+        for d in &o.plan.drift {
+            let _ = writeln!(out, "    {}", d.path);
+            let _ = writeln!(out, "      git:  {}", d.desired);
+            let _ = writeln!(out, "      live: {}", d.live);
+        }
+    }
+    if !o.plan.replace.is_empty() {
+        let _ = writeln!(
+            out,
+            "    needs replacement: {} cannot change in place (replaced only with --prune)",
+            o.plan.replace.join(", ")
+        );
+    }
+    if o.plan.report_only && o.plan.is_mutating() {
+        let _ = writeln!(out, "    report only: nothing will be changed");
+    }
+}
+
+/// The migration's state and the step a pass takes (or, read-only, would take).
+fn migration(out: &mut String, o: &ServiceOutcome, verb: &str) {
+    let Some(m) = &o.migration else { return };
+    let st = migration_status(m);
+    let step = st.step.map_or("none".to_string(), |i| (i + 1).to_string());
+    let _ = writeln!(
+        out,
+        "    migration: {}% on ECS, step {step}, {} rollbacks",
+        st.percent, st.rollbacks
+    );
+    for g in &st.gates {
+        let mark = if g.passed { "ok" } else { "--" };
+        let _ = writeln!(out, "      gate {mark} {}: {}", g.name, g.detail);
+    }
+    if let Some(next) = m.next_step() {
+        let _ = writeln!(out, "    {verb}: {next}");
+    } else if let Some(msg) = &st.message {
+        let _ = writeln!(out, "      {msg}");
+    }
+}
+
+fn manifest_errors(out: &mut String, set: &ManifestSet) {
+    for e in &set.errors {
+        let _ = writeln!(out, "! {e}");
+    }
+}
+
+/// EC2 instances pending decommission, skipped or released, and when each acts.
+fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
+    let d = &report.decommission;
+    if let Some(e) = &d.error {
+        let _ = writeln!(out, "! decommission: {e}");
+    }
+    for i in &d.instances {
+        let p = &i.plan;
+        let _ = write!(out, "~ instance {} {}", p.instance_id, p.state.as_str());
+        if let Some(a) = p.action {
+            let _ = write!(out, " ({})", a.as_str());
+        }
+        let _ = writeln!(out);
+        if let Some(why) = &p.why {
+            let _ = writeln!(out, "    because: {why}");
+        }
+        if !p.message.is_empty() {
+            let _ = writeln!(out, "    {}", p.message);
+        }
+        if acted && !i.done.is_empty() {
+            let _ = writeln!(out, "    did: {}", i.done.join(", "));
+        } else if !p.steps.is_empty() {
+            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
+            let _ = writeln!(out, "    would: {}", names.join(", "));
+        }
+        if let Some(e) = &i.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    }
+}
+
+pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "revision {}", short(&report.revision));
+    manifest_errors(&mut out, set);
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "! {e}");
+    }
+    for o in &report.services {
+        header(&mut out, o);
+        details(&mut out, o);
+        if !o.plan.actions.is_empty() && o.plan.held.is_none() {
+            let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
+            let _ = writeln!(out, "    plan: {}", names.join(", "));
+        }
+        migration(&mut out, o, "next migration step");
+    }
+    decommission_lines(&mut out, report, false);
+    let drifted = report.drifted().count();
+    let _ = writeln!(
+        out,
+        "{} services, {} in sync, {} drifted",
+        report.services.len(),
+        report.services.len() - drifted,
+        drifted
+    );
+    out
+}
+
+pub fn apply_text(
+    set: &ManifestSet,
+    report: &PassReport,
+    counts: &CallCounts,
+    dry_run: bool,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "revision {}{}",
+        short(&report.revision),
+        if dry_run {
+            " (dry run: nothing is changed)"
+        } else {
+            ""
+        }
+    );
+    manifest_errors(&mut out, set);
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "! {e}");
+    }
+    for o in &report.services {
+        header(&mut out, o);
+        if o.done.is_empty() {
+            details(&mut out, o);
+            if dry_run && !o.plan.actions.is_empty() && o.plan.held.is_none() {
+                let names: Vec<&str> = o.plan.actions.iter().map(|a| a.name()).collect();
+                let _ = writeln!(out, "    would: {}", names.join(", "));
+            }
+            migration(&mut out, o, if dry_run { "would" } else { "migration" });
+        } else {
+            let done: Vec<&str> = o.done.iter().map(|a| a.as_str()).collect();
+            let _ = writeln!(out, "    did: {}", done.join(", "));
+            if let Some(e) = &o.error {
+                let _ = writeln!(out, "    error: {e}");
+            }
+            migration(&mut out, o, "migration");
+        }
+    }
+    decommission_lines(&mut out, report, !dry_run);
+    let changed = report
+        .services
+        .iter()
+        .filter(|o| !o.done.is_empty())
+        .count();
+    let errors = report
+        .services
+        .iter()
+        .filter(|o| o.state == SyncState::Error)
+        .count();
+    let _ = writeln!(
+        out,
+        "{} services, {} changed, {} errors; {} AWS calls ({} mutating)",
+        report.services.len(),
+        changed,
+        errors + set.errors.len(),
+        counts.total(),
+        counts.mutating()
+    );
+    out
+}
+
+pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallCounts>) -> Value {
+    let services: Vec<Value> = report
+        .services
+        .iter()
+        .map(|o| {
+            // The fields `/status` shows come from its own mapping.
+            let st = service_status(o, None);
+            json!({
+                "cluster": st.cluster,
+                "service": st.service,
+                "source": st.source,
+                "state": st.state,
+                "exists": o.plan.exists,
+                "inSync": o.plan.in_sync(),
+                "drift": o.plan.drift,
+                "plan": o.plan.actions,
+                "done": o.done,
+                "replace": o.plan.replace,
+                "reportOnly": o.plan.report_only,
+                "held": o.plan.held,
+                "message": o.plan.message,
+                "error": o.error,
+                "migration": o.migration.as_ref().map(|m| json!({
+                    "status": st.migration,
+                    "next": m.next_step(),
+                    "applied": m.applied,
+                    "decision": m.decision,
+                    "error": m.error,
+                })),
+            })
+        })
+        .collect();
+    let mut v = json!({
+        "revision": report.revision,
+        "error": report.error,
+        "manifestErrors": set.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "services": services,
+        "decommission": report.decommission,
+    });
+    if let Some(c) = counts {
+        v["awsCalls"] = json!({
+            "total": c.total(),
+            "mutating": c.mutating(),
+            "throttled": c.throttled(),
+            "byOperation": c.by_operation(),
+        });
+    }
+    v
+}

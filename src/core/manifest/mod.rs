@@ -1,0 +1,307 @@
+//! Reading manifests: YAML text → validated, normalised desired services.
+//!
+//! Errors are collected, never fatal to the whole set: a broken document holds
+//! only the services it declared (DESIGN §5), so every error also says which
+//! service it concerned when that can still be made out.
+
+mod locate;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use locate::{FieldPath, Seg};
+
+use crate::core::model::{Manifest, ServiceKey, ServiceSpec, TaskDefinition};
+use crate::core::normalize;
+use crate::core::state::Mode;
+
+/// One error in one manifest file, rendered as `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Per-service sync policy from `metadata.annotations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// `ecsync.io/sync: report` makes this one service report-only.
+    pub sync: Mode,
+    pub prune_disabled: bool,
+}
+
+pub const ANNOTATION_SYNC: &str = "ecsync.io/sync";
+pub const ANNOTATION_PRUNE: &str = "ecsync.io/prune";
+
+/// A service as Git declares it, normalised and ready to diff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredService {
+    pub key: ServiceKey,
+    /// The manifest file it came from, relative to the repository root.
+    pub source: String,
+    pub policy: Policy,
+    /// The normalised spec; `desired_count: None` means "not ours to set".
+    pub spec: ServiceSpec,
+    /// Short hash of the normalised task definition; equal hashes, equal content.
+    pub task_definition_hash: String,
+}
+
+/// Everything read from one set of files.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSet {
+    pub services: Vec<DesiredService>,
+    pub errors: Vec<ManifestError>,
+    /// Services named by a document that failed, or declared twice: never touch.
+    pub held: BTreeSet<ServiceKey>,
+    /// Files with at least one error: live services whose source tag names one of
+    /// these are held as well, since a broken file may have declared them.
+    pub broken_files: BTreeSet<String>,
+}
+
+impl ManifestSet {
+    pub fn is_held(&self, key: &ServiceKey, live_source: Option<&str>) -> bool {
+        self.held.contains(key) || live_source.is_some_and(|s| self.broken_files.contains(s))
+    }
+}
+
+/// Hash of the canonical JSON of a normalised task definition (16 hex digits).
+pub fn task_definition_hash(td: &TaskDefinition) -> String {
+    let canonical = crate::core::diff::to_clean_value(td).to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// Parse and validate a set of files (path, contents).
+pub fn load<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> ManifestSet {
+    let mut set = ManifestSet::default();
+    let mut first_seen: BTreeMap<ServiceKey, String> = BTreeMap::new();
+    let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
+    for (path, text) in files {
+        for doc in split_documents(text) {
+            match parse_document(path, &doc) {
+                Ok(None) => {}
+                Ok(Some(svc)) => {
+                    if let Some(other) = first_seen.get(&svc.key) {
+                        set.errors.push(ManifestError {
+                            file: path.to_string(),
+                            line: doc.first_line,
+                            column: 1,
+                            message: format!(
+                                "service {} is declared twice: here and in {other}",
+                                svc.key
+                            ),
+                        });
+                        set.broken_files.insert(path.to_string());
+                        duplicates.insert(svc.key.clone());
+                    } else {
+                        first_seen.insert(svc.key.clone(), path.to_string());
+                        set.services.push(svc);
+                    }
+                }
+                Err(failure) => {
+                    set.broken_files.insert(path.to_string());
+                    if let Some(key) = failure.key {
+                        set.held.insert(key);
+                    }
+                    set.errors.extend(failure.errors);
+                }
+            }
+        }
+    }
+    set.services.retain(|s| !duplicates.contains(&s.key));
+    set.held.extend(duplicates);
+    set.services.retain(|s| !set.held.contains(&s.key));
+    set
+}
+
+struct Document {
+    text: String,
+    /// 1-based line of the document's first line in the file.
+    first_line: u64,
+}
+
+/// Split a multi-document stream at `---` markers, keeping line offsets so that
+/// errors in the third document still carry the file's line numbers. A marker
+/// at column 0 always ends a document in YAML, even inside a block scalar.
+fn split_documents(text: &str) -> Vec<Document> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut first_line = 1;
+    for (i, line) in text.lines().enumerate() {
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        let is_end = line == "..." || line.starts_with("... ");
+        if is_marker || is_end {
+            docs.push(Document {
+                text: std::mem::take(&mut current),
+                first_line,
+            });
+            first_line = i as u64 + 2;
+            if is_marker && line.len() > 3 {
+                // `--- {inline: doc}`: keep the content, padded to its column.
+                current.push_str(&" ".repeat(4));
+                current.push_str(&line[4..]);
+                current.push('\n');
+                first_line = i as u64 + 1;
+            }
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push(Document {
+        text: current,
+        first_line,
+    });
+    docs.retain(|d| !is_blank_document(&d.text));
+    docs
+}
+
+fn is_blank_document(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t.starts_with('%')
+    })
+}
+
+struct DocFailure {
+    key: Option<ServiceKey>,
+    errors: Vec<ManifestError>,
+}
+
+/// Only what is needed to know which service a broken document meant.
+#[derive(Deserialize)]
+struct LooseManifest {
+    metadata: Option<LooseMetadata>,
+    spec: Option<LooseSpec>,
+}
+#[derive(Deserialize)]
+struct LooseMetadata {
+    name: Option<String>,
+}
+#[derive(Deserialize)]
+struct LooseSpec {
+    cluster: Option<String>,
+}
+
+fn options() -> serde_saphyr::Options {
+    // Bounds for hostile input: deep nesting and alias bombs fail fast.
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_aliases: 100,
+            max_anchors: 100,
+            max_events: 200_000,
+        },
+    }
+}
+
+fn parse_document(path: &str, doc: &Document) -> Result<Option<DesiredService>, DocFailure> {
+    let offset = doc.first_line - 1;
+    let loose_key = || {
+        serde_saphyr::from_str_with_options::<LooseManifest>(&doc.text, options())
+            .ok()
+            .and_then(|m| {
+                Some(ServiceKey {
+                    cluster: m.spec?.cluster?,
+                    name: m.metadata?.name?,
+                })
+            })
+    };
+    let manifest: Manifest = match serde_saphyr::from_str_with_options(&doc.text, options()) {
+        Ok(m) => m,
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() + offset, l.column()))
+                .unwrap_or((doc.first_line, 1));
+            return Err(DocFailure {
+                key: loose_key(),
+                errors: vec![ManifestError {
+                    file: path.to_string(),
+                    line,
+                    column,
+                    message: plain_message(&e),
+                }],
+            });
+        }
+    };
+    let problems = validate::validate(&manifest);
+    if !problems.is_empty() {
+        let errors = problems
+            .into_iter()
+            .map(|(field, message)| {
+                let (line, column) =
+                    locate::locate(&doc.text, &field).unwrap_or((doc.first_line, 1));
+                ManifestError {
+                    file: path.to_string(),
+                    line: line + offset,
+                    column,
+                    message: format!("{field}: {message}"),
+                }
+            })
+            .collect();
+        return Err(DocFailure {
+            key: Some(ServiceKey {
+                cluster: manifest.spec.cluster.clone(),
+                name: manifest.metadata.name.clone(),
+            }),
+            errors,
+        });
+    }
+    Ok(Some(into_desired(path, manifest)))
+}
+
+/// serde-saphyr's Display adds a source snippet; we print `file:line:col:` ourselves.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    let rendered = e.without_snippet().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    // Drop a trailing " at line X column Y" that would repeat our prefix.
+    match first.find(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
+
+fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
+    let annotations = &manifest.metadata.annotations;
+    let policy = Policy {
+        sync: if annotations.get(ANNOTATION_SYNC).map(String::as_str) == Some("report") {
+            Mode::Report
+        } else {
+            Mode::Auto
+        },
+        prune_disabled: annotations.get(ANNOTATION_PRUNE).map(String::as_str) == Some("disabled"),
+    };
+    let mut spec = manifest.spec;
+    normalize::normalize_service(&mut spec);
+    let task_definition_hash = task_definition_hash(&spec.task_definition);
+    DesiredService {
+        key: ServiceKey {
+            cluster: spec.cluster.clone(),
+            name: manifest.metadata.name,
+        },
+        source: path.to_string(),
+        policy,
+        spec,
+        task_definition_hash,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,205 @@
+use super::*;
+
+pub(crate) const WEB: &str = r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata:
+  name: web
+  annotations:
+    ecsync.io/sync: report
+spec:
+  cluster: prod
+  desiredCount: 2
+  launchType: FARGATE
+  taskDefinition:
+    family: web
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    containerDefinitions:
+      - name: web
+        image: public.ecr.aws/nginx/nginx:1.27
+        portMappings: [{containerPort: 80}]
+        environment: [{name: RAILS_ENV, value: production}]
+  networkConfiguration:
+    awsvpcConfiguration: {subnets: [subnet-a, subnet-b], securityGroups: [sg-1]}
+  loadBalancers:
+    - targetGroup: web-ecs
+      containerName: web
+      containerPort: 80
+  deploymentConfiguration:
+    deploymentCircuitBreaker: {enable: true, rollback: true}
+  tags: {team: platform}
+"#;
+
+fn one(path: &str, text: &str) -> ManifestSet {
+    load([(path, text)])
+}
+
+fn rendered(set: &ManifestSet) -> Vec<String> {
+    set.errors.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn parses_the_design_example() {
+    let set = one("web.yaml", WEB);
+    assert_eq!(rendered(&set), Vec::<String>::new());
+    let svc = &set.services[0];
+    assert_eq!(svc.key.to_string(), "prod/web");
+    assert_eq!(svc.policy.sync, crate::core::state::Mode::Report);
+    assert!(!svc.policy.prune_disabled);
+    assert_eq!(svc.spec.platform_version.as_deref(), Some("LATEST"));
+    let c = &svc.spec.task_definition.container_definitions[0];
+    assert_eq!(c.essential, Some(true));
+    let pm = &c.port_mappings.as_ref().unwrap()[0];
+    assert_eq!(
+        (pm.host_port, pm.protocol.as_deref()),
+        (Some(80), Some("tcp"))
+    );
+    assert_eq!(svc.task_definition_hash.len(), 16);
+}
+
+#[test]
+fn unknown_field_names_field_line_and_column() {
+    let text = WEB.replace(
+        "        image: public",
+        "        imag: x\n        image: public",
+    );
+    let set = one("web.yaml", &text);
+    assert_eq!(set.errors.len(), 1, "{:?}", rendered(&set));
+    let e = &set.errors[0];
+    assert_eq!((e.file.as_str(), e.line, e.column), ("web.yaml", 19, 9));
+    assert!(e.message.contains("imag"), "{}", e.message);
+    assert!(set.services.is_empty());
+    assert!(set.held.contains(&ServiceKey {
+        cluster: "prod".into(),
+        name: "web".into()
+    }));
+}
+
+#[test]
+fn type_error_points_at_the_value() {
+    let text = WEB.replace("desiredCount: 2", "desiredCount: two");
+    let set = one("web.yaml", &text);
+    let e = &set.errors[0];
+    assert_eq!((e.line, e.column), (9, 17), "{e}");
+}
+
+#[test]
+fn validation_errors_point_at_the_field() {
+    let text = WEB.replace("cpu: \"256\"", "cpu: \"3 cores\"");
+    let set = one("web.yaml", &text);
+    assert_eq!(
+        rendered(&set),
+        vec![
+            "web.yaml:13:10: spec.taskDefinition.cpu: \"3 cores\" is not CPU units (e.g. \"256\" or \"0.25 vCPU\")"
+        ]
+    );
+}
+
+#[test]
+fn errors_in_later_documents_keep_file_line_numbers() {
+    let second = WEB
+        .replace("name: web\n  annotations", "name: api\n  annotations")
+        .replace(
+            "containerPort: 80\n  deploymentConfiguration",
+            "containerPort: 8080\n  deploymentConfiguration",
+        );
+    let text = format!("{WEB}---\n{second}");
+    let set = one("all.yaml", &text);
+    assert_eq!(set.services.len(), 1, "the valid document still loads");
+    assert_eq!(set.errors.len(), 1);
+    let e = &set.errors[0];
+    // The first document has 30 lines, then the marker; containerPort is line 27 of the second.
+    assert_eq!((e.line, e.column), (31 + 27, 22), "{e}");
+    assert!(e.message.contains("maps no port 8080"), "{e}");
+}
+
+#[test]
+fn syntax_error_holds_only_its_file() {
+    let set = load([("a.yaml", WEB), ("b.yaml", "apiVersion: [unclosed\n")]);
+    assert_eq!(set.services.len(), 1);
+    assert_eq!(set.errors.len(), 1);
+    assert_eq!(set.errors[0].file, "b.yaml");
+    assert!(set.broken_files.contains("b.yaml"));
+    assert!(set.is_held(
+        &ServiceKey {
+            cluster: "x".into(),
+            name: "y".into()
+        },
+        Some("b.yaml")
+    ));
+}
+
+#[test]
+fn duplicate_services_are_rejected_naming_both_files() {
+    let set = load([("a.yaml", WEB), ("b.yaml", WEB)]);
+    assert!(set.services.is_empty());
+    assert_eq!(
+        rendered(&set),
+        vec!["b.yaml:1:1: service prod/web is declared twice: here and in a.yaml"]
+    );
+}
+
+#[test]
+fn migration_values_are_checked() {
+    let text = format!(
+        "{WEB}  migration:\n    listener: arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2\n    from:\n      targetGroup: web-ec2\n      instances: {{tags: {{}}}}\n    steps: [10, 5, 90]\n    stepInterval: soon\n"
+    );
+    let msgs = rendered(&one("web.yaml", &text));
+    let joined = msgs.join("\n");
+    assert!(
+        joined
+            .contains("web.yaml:36:17: spec.migration.steps[1]: steps must be strictly ascending"),
+        "{joined}"
+    );
+    assert!(joined.contains("the last step must be 100"), "{joined}");
+    assert!(joined.contains("spec.migration.stepInterval"), "{joined}");
+    assert!(
+        joined.contains("empty selector would match every instance"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn differently_written_definitions_normalise_to_the_same_value() {
+    let a = WEB.to_string();
+    let b = WEB
+        .replace("cpu: \"256\"", "cpu: 0.25 vCPU")
+        .replace("memory: \"512\"", "memory: 0.5 GB")
+        .replace("portMappings: [{containerPort: 80}]", "portMappings: [{containerPort: 80, hostPort: 80, protocol: tcp}]\n        essential: true\n        mountPoints: []")
+        .replace("subnets: [subnet-a, subnet-b], securityGroups: [sg-1]", "subnets: [subnet-b, subnet-a], securityGroups: [sg-1], assignPublicIp: DISABLED")
+        .replace("  deploymentConfiguration:\n", "  platformVersion: LATEST\n  schedulingStrategy: REPLICA\n  deploymentConfiguration:\n    maximumPercent: 200\n    minimumHealthyPercent: 100\n");
+    let (sa, sb) = (one("a.yaml", &a), one("b.yaml", &b));
+    assert_eq!(rendered(&sb), Vec::<String>::new());
+    assert_eq!(sa.services[0].spec, sb.services[0].spec);
+    assert_eq!(
+        sa.services[0].task_definition_hash,
+        sb.services[0].task_definition_hash
+    );
+}
+
+#[test]
+fn wrong_api_version_and_kind() {
+    let text = WEB
+        .replace("ecsync.io/v1alpha1", "v1")
+        .replace("kind: Service", "kind: Deployment");
+    let msgs = rendered(&one("x.yaml", &text));
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs[0].starts_with("x.yaml:1:13: apiVersion"), "{msgs:?}");
+    assert!(msgs[1].starts_with("x.yaml:2:7: kind"), "{msgs:?}");
+}
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let set = one("deep.yaml", &deep);
+    assert_eq!(set.errors.len(), 1);
+    assert!(set.services.is_empty());
+}
+
+#[test]
+fn empty_and_comment_only_documents_are_skipped() {
+    let set = one("e.yaml", "# nothing here\n---\n---\n");
+    assert!(set.errors.is_empty() && set.services.is_empty());
+}

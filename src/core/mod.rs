@@ -1,0 +1,13 @@
+//! The pure core: plain data in, plain data out. Nothing here performs I/O,
+//! imports tokio or an AWS SDK crate, or reads a clock; callers pass `now`.
+
+pub mod decommission;
+pub mod diff;
+pub mod manifest;
+pub mod migration;
+pub mod model;
+pub mod normalize;
+pub mod plan;
+pub mod schedule;
+pub mod state;
+pub mod tags;

@@ -1,0 +1,430 @@
+//! `ecsync run`: the long-running controller. Polls Git (and wakes on the push
+//! webhook), runs one pass at a time, serves HTTP, and drains on SIGTERM.
+//! When to look again is decided by [`crate::core::schedule`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::adapters::aws::interceptor::{ApiCallInterceptor, CallCounts, ReadOnly};
+use crate::adapters::git::GitSource;
+use crate::core::manifest::ManifestSet;
+use crate::core::schedule::{ProgressRequeue, ServiceBackoff, ServiceResult};
+use crate::core::state::{Mode, SyncState};
+use crate::runtime::http::{self, HttpState, WebhookConfig};
+use crate::runtime::leader::{Elector, LeaseConfig, LeaseError};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::reconciler::{PassReport, Reconciler};
+use crate::runtime::status::{self, PassSummary, SharedStatus, StatusSnapshot};
+
+/// Everything `ecsync run` is told.
+pub struct DaemonConfig {
+    pub mode: Mode,
+    /// Poll interval (jittered by ±10%).
+    pub interval: Duration,
+    pub listen: String,
+    /// `None`: the push webhook is off.
+    pub webhook: Option<WebhookConfig>,
+    /// Upper bound on one pass.
+    pub pass_timeout: Duration,
+    pub controller_id: String,
+    /// `Some(max per pass)` with `--prune`.
+    pub prune: Option<usize>,
+    pub max_decommission_per_pass: usize,
+    /// `--path`, for messages.
+    pub path: Option<String>,
+    /// `Some` with leader election on.
+    pub leader: Option<LeaseConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+/// SIGTERM must end the process well inside a pod's grace period: this bounds the
+/// whole shutdown, from the signal to the exit.
+const DRAIN_LIMIT: Duration = Duration::from_secs(8);
+/// How long a running git fetch or pass may go on after SIGTERM before it is dropped.
+/// Dropping it cancels in-flight AWS calls; every step is idempotent and the loop is
+/// level-triggered, so the next start picks up where this one stopped.
+const PASS_GRACE: Duration = Duration::from_secs(4);
+
+/// `None` while running; the instant SIGTERM/SIGINT arrived once stopping.
+type StopRx = watch::Receiver<Option<Instant>>;
+
+/// Runs `work` to completion, unless a stop is requested and `PASS_GRACE` (counted from
+/// the signal) passes first.
+async fn unless_stopped<T>(stop: &StopRx, work: impl Future<Output = T>) -> Option<T> {
+    let mut stop = stop.clone();
+    let stopping = async move {
+        let signalled = match stop.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or_else(Instant::now),
+            // No signal handler any more: nothing can ask us to stop.
+            Err(_) => std::future::pending().await,
+        };
+        tokio::time::sleep_until((signalled + PASS_GRACE).into()).await;
+    };
+    tokio::select! {
+        out = work => Some(out),
+        () = stopping => None,
+    }
+}
+
+pub async fn run(
+    cfg: DaemonConfig,
+    source: GitSource,
+    sdk: aws_config::SdkConfig,
+) -> Result<(), DaemonError> {
+    let metrics = Arc::new(Metrics::new());
+    let status: SharedStatus = status::shared(StatusSnapshot::new(cfg.mode));
+    if cfg.leader.is_some() {
+        // Nobody leads until the lease says so.
+        status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let trigger = Arc::new(Notify::new());
+    let webhook = cfg.webhook.map(Arc::new);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP");
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        status: status.clone(),
+        ready: ready.clone(),
+        webhook,
+        trigger: trigger.clone(),
+    };
+    let shutdown = Arc::new(Notify::new());
+    let http_shutdown = shutdown.clone();
+    let server = tokio::spawn(http::serve(listener, http_state, async move {
+        http_shutdown.notified().await;
+    }));
+
+    let read_only = ReadOnly::new(cfg.mode == Mode::Report);
+    let (clients, _counts) = super::clients(&sdk, metrics.clone(), read_only.clone());
+    let reconciler = Reconciler {
+        clients,
+        cache: Default::default(),
+        metrics: metrics.clone(),
+        controller_id: cfg.controller_id.clone(),
+        mode: cfg.mode,
+        prune: cfg.prune,
+        max_decommission_per_pass: cfg.max_decommission_per_pass,
+    };
+
+    let (stop_tx, stop) = watch::channel(None::<Instant>);
+    let signal_trigger = trigger.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!(
+            grace_ms = PASS_GRACE.as_millis() as u64,
+            "shutdown requested: finishing the current pass within the grace period"
+        );
+        let _ = stop_tx.send(Some(Instant::now()));
+        signal_trigger.notify_one();
+        // Keep the sender, so receivers never see a closed channel.
+        std::future::pending::<()>().await;
+    });
+    let stopping = || stop.borrow().is_some();
+
+    let retry_period = cfg.leader.as_ref().map(|l| l.retry_period);
+    let (leadership, elector) = match cfg.leader {
+        Some(lease) => {
+            // The lease client is not behind the read-only switch: a follower
+            // must be able to write the lease in order to take over.
+            let interceptor = ApiCallInterceptor::new(
+                metrics.clone(),
+                Arc::new(CallCounts::default()),
+                ReadOnly::new(false),
+            );
+            let ddb = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(interceptor)
+                    .build(),
+            );
+            info!(holder = %lease.holder, table = %lease.table, "leader election on");
+            let elector = Elector::new(ddb, lease, read_only.clone(), cfg.mode == Mode::Report)?;
+            let leadership = elector.leadership();
+            (
+                Some(leadership),
+                Some(tokio::spawn(elector.run({
+                    let mut stop = stop.clone();
+                    async move {
+                        let _ = stop.wait_for(Option::is_some).await;
+                    }
+                }))),
+            )
+        }
+        None => (None, None),
+    };
+
+    let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut backoff = ServiceBackoff::default();
+    let mut progress = ProgressRequeue::default();
+    // The schedule's clock: monotonic time since the daemon started.
+    let epoch = Instant::now();
+    let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut pass_id: u64 = 0;
+    while !stopping() {
+        if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
+            // Followers serve HTTP and wait; only the lease holder reads Git
+            // and acts. Checked again every retry period to take over fast.
+            ready.store(true, Ordering::SeqCst);
+            status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+            let wait = retry_period.unwrap_or(Duration::from_secs(1));
+            let _ = unless_stopped(&stop, tokio::time::sleep(wait)).await;
+            continue;
+        }
+        pass_id += 1;
+        let started = Instant::now();
+        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+
+        let Some(fetched) = unless_stopped(&stop, source.fetch()).await else {
+            warn!("shutdown: abandoned the git fetch");
+            break;
+        };
+        let git_error = match fetched {
+            Ok(snapshot) => {
+                metrics.git_fetch("ok");
+                match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
+                    Ok(set) => {
+                        last_good = Some((snapshot.revision.clone(), set));
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            Err(e) => {
+                metrics.git_fetch("error");
+                Some(e.to_string())
+            }
+        };
+        if let Some(e) = &git_error {
+            // Keep acting on the last good revision: a broken remote or an empty
+            // commit must never look like "delete everything".
+            warn!(error = %e, "git source failed; keeping the last good revision");
+        }
+
+        let mut requeue = jittered(cfg.interval);
+        if let Some((revision, set)) = &last_good {
+            metrics.set_git_revision(revision);
+            let span = info_span!("reconcile", pass_id, revision = %revision);
+            let backing_off = backoff.waiting(epoch.elapsed());
+            let pass = reconciler
+                .pass(revision, set, &backing_off)
+                .instrument(span);
+            let pass = tokio::time::timeout(cfg.pass_timeout, pass);
+            let Some(report) = unless_stopped(&stop, pass).await else {
+                warn!(
+                    pass_id,
+                    "shutdown: abandoned the pass after the grace period; the next start resumes it"
+                );
+                break;
+            };
+            let report = match report {
+                Ok(report) => report,
+                Err(_) => PassReport {
+                    revision: revision.clone(),
+                    error: Some(format!("pass exceeded {:?}", cfg.pass_timeout)),
+                    ..Default::default()
+                },
+            };
+            let result = if report.error.is_some() {
+                "error"
+            } else if report.has_errors() || !set.errors.is_empty() {
+                "partial"
+            } else {
+                "ok"
+            };
+            let elapsed = started.elapsed();
+            metrics.observe_reconcile(result, elapsed.as_secs_f64());
+            record_services(&metrics, &report, &mut exposed);
+            log_unapplied_drift(&report, &mut reported_drift);
+            if report.error.is_none() {
+                ready.store(true, Ordering::SeqCst);
+            } else if let Some(e) = &report.error {
+                error!(error = %e, "reconcile pass failed");
+            }
+            let progressing = report
+                .services
+                .iter()
+                .any(|s| s.state == SyncState::Progressing);
+            let changed = report.services.iter().any(|s| s.changed());
+            if let Some(wait) = progress.after_pass(progressing, changed) {
+                requeue = requeue.min(wait);
+            }
+            // Those skipped while backing off keep their schedule.
+            let results = report
+                .services
+                .iter()
+                .filter(|o| !backing_off.contains_key(&o.plan.key))
+                .map(|o| ServiceResult {
+                    key: &o.plan.key,
+                    error: o.error.as_deref().filter(|_| o.state == SyncState::Error),
+                });
+            let now = epoch.elapsed();
+            backoff.record(results, now);
+            if let Some(next) = backoff.next_retry(now) {
+                requeue = requeue.min(next);
+            }
+            info!(
+                pass_id,
+                result,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "pass finished"
+            );
+            let snapshot = status::snapshot(
+                &report,
+                set,
+                git_error.clone(),
+                PassSummary {
+                    pass_id,
+                    started_at,
+                    duration_ms: elapsed.as_millis() as u64,
+                    result: result.to_string(),
+                },
+                cfg.mode,
+            );
+            let mut current = status.write().unwrap_or_else(|e| e.into_inner());
+            let mut snapshot = snapshot;
+            if let Some(error) = &report.error {
+                // Nothing was observed: keep the last known services, marked
+                // with why they could not be checked this time.
+                snapshot.services = std::mem::take(&mut current.services);
+                for service in &mut snapshot.services {
+                    service.last_error = Some(error.clone());
+                }
+            }
+            *current = snapshot;
+        } else {
+            let mut s = status.write().unwrap_or_else(|e| e.into_inner());
+            s.git_error = git_error;
+        }
+
+        if stopping() {
+            break;
+        }
+        // A webhook or a signal ends the wait early; passes never overlap
+        // because the next one starts only from here.
+        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
+    }
+
+    if let Some(elector) = elector {
+        // It sees the stop signal too and releases the lease on its way out.
+        let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+    }
+    shutdown.notify_waiters();
+    let since_signal = stop.borrow().map(|t| t.elapsed()).unwrap_or_default();
+    let left = DRAIN_LIMIT
+        .saturating_sub(since_signal)
+        .max(Duration::from_millis(500));
+    let _ = tokio::time::timeout(left, server).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// ±10% so that many replicas or controllers do not poll in lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let factor = 0.9 + fastrand::f64() * 0.2;
+    interval.mul_f64(factor)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Drift that this pass found and did not correct (report mode, `ecsync.io/sync: report`)
+/// is logged when it first appears or changes, naming the service and the drifted fields.
+/// Values are left out: they may be secret environment values.
+fn log_unapplied_drift(
+    report: &PassReport,
+    reported: &mut BTreeMap<(String, String), Vec<String>>,
+) {
+    let mut now = BTreeMap::new();
+    for o in &report.services {
+        if o.state != SyncState::OutOfSync || o.plan.drift.is_empty() {
+            continue;
+        }
+        let key = (o.plan.key.cluster.clone(), o.plan.key.name.clone());
+        let fields: Vec<String> = o.plan.drift.iter().map(|d| d.path.clone()).collect();
+        if reported.get(&key) != Some(&fields) {
+            warn!(
+                cluster = %key.0,
+                service = %key.1,
+                drift = ?fields,
+                report_only = o.plan.report_only,
+                "service is out of sync; not corrected"
+            );
+        }
+        now.insert(key, fields);
+    }
+    *reported = now;
+}
+
+/// Per-service gauges for this pass's services; the series of services no longer declared
+/// are dropped (`exposed` remembers which exist), unless the pass failed as a whole and so
+/// says nothing about which services exist.
+fn record_services(
+    metrics: &Metrics,
+    report: &PassReport,
+    exposed: &mut BTreeSet<(String, String)>,
+) {
+    if report.error.is_none() {
+        let now: BTreeSet<(String, String)> = report
+            .services
+            .iter()
+            .map(|o| (o.plan.key.cluster.clone(), o.plan.key.name.clone()))
+            .collect();
+        for (cluster, service) in exposed.difference(&now) {
+            metrics.remove_service(cluster, service);
+        }
+        *exposed = now;
+    }
+    let mut counts = SyncState::ALL.map(|s| (s, 0i64));
+    for o in &report.services {
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
+            c.1 += 1;
+        }
+        metrics.set_service_drift(
+            &o.plan.key.cluster,
+            &o.plan.key.name,
+            o.plan.drift.len() as i64,
+        );
+    }
+    metrics.set_service_states(&counts);
+}

@@ -1,0 +1,33 @@
+//! From a Git snapshot to the desired state.
+
+use crate::adapters::git::Snapshot;
+use crate::core::manifest::{self, ManifestSet};
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no manifests found under {path:?} at {revision}: refusing to treat an empty repository as the desired state"
+)]
+pub struct EmptyManifestSet {
+    pub path: String,
+    pub revision: String,
+}
+
+/// Parse a snapshot; an empty set is an error, never an instruction.
+pub fn load_snapshot(
+    snapshot: &Snapshot,
+    path: Option<&str>,
+) -> Result<ManifestSet, EmptyManifestSet> {
+    let set = manifest::load(
+        snapshot
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.contents.as_str())),
+    );
+    if set.services.is_empty() && set.errors.is_empty() {
+        return Err(EmptyManifestSet {
+            path: path.unwrap_or(".").to_string(),
+            revision: snapshot.revision.clone(),
+        });
+    }
+    Ok(set)
+}

@@ -1,0 +1,208 @@
+//! One reconcile pass: observe, plan, apply, report. Shared by `ecsync apply`
+//! (one pass) and `ecsync run` (a pass per trigger).
+
+pub mod decommission;
+pub mod migration;
+mod outcome;
+
+pub use outcome::{PassReport, ServiceOutcome};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tracing::{Instrument, info_span, warn};
+
+use crate::adapters::aws::Clients;
+use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, apply_service, prune_service};
+use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe};
+use crate::core::manifest::{DesiredService, ManifestSet};
+use crate::core::model::ServiceKey;
+use crate::core::plan::{PlanContext, plan_all};
+use crate::core::state::Mode;
+use crate::runtime::metrics::Metrics;
+use decommission::{DecommissionSettings, decommission_pass};
+
+/// Services updated at once: bounded so a large commit does not burst past
+/// ECS's mutating-call rate limits.
+const APPLY_CONCURRENCY: usize = 4;
+
+pub struct Reconciler {
+    /// Their read-only switch (dry run, report mode, fencing) is the one
+    /// thing that says whether this pass may change anything.
+    pub clients: Clients,
+    pub cache: TaskDefinitionCache,
+    pub metrics: Arc<Metrics>,
+    pub controller_id: String,
+    /// `--mode`: what the pass reports itself as.
+    pub mode: Mode,
+    /// `Some(max per pass)` with `--prune`.
+    pub prune: Option<usize>,
+    /// `--max-decommission-per-pass`: EC2 instances stopped or terminated per pass.
+    pub max_decommission_per_pass: usize,
+}
+
+impl Reconciler {
+    /// Observe and plan every service in `set`; apply the plans unless the
+    /// clients are read-only. Services in `backing_off` are observed and
+    /// reported but not acted on: a failing service must not hold the others
+    /// back, nor be hammered.
+    pub async fn pass(
+        &self,
+        revision: &str,
+        set: &ManifestSet,
+        backing_off: &BTreeMap<ServiceKey, String>,
+    ) -> PassReport {
+        let mut report = PassReport {
+            revision: revision.to_string(),
+            ..Default::default()
+        };
+        let clusters: BTreeSet<String> = set
+            .services
+            .iter()
+            .map(|d| d.key.cluster.clone())
+            .chain(set.held.iter().map(|k| k.cluster.clone()))
+            .collect();
+        let scope = Scope {
+            clusters,
+            // Pruning must also see clusters whose last manifest was removed.
+            all_clusters: self.prune.is_some(),
+            desired: &set.services,
+        };
+        let observed = match observe(&self.clients, &scope, &self.cache).await {
+            Ok(o) => o,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        let ctx = PlanContext {
+            controller_id: &self.controller_id,
+            revision,
+            mode: self.mode,
+            prune: self.prune,
+        };
+        let plans = plan_all(set, &observed, &ctx);
+        let desired: BTreeMap<&ServiceKey, &DesiredService> =
+            set.services.iter().map(|d| (&d.key, d)).collect();
+
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(APPLY_CONCURRENCY));
+        let target_groups = Arc::new(observed.target_groups.clone());
+        let mut tasks = JoinSet::new();
+        // Read once: a fence that closes mid-pass is enforced call by call.
+        let read_only = self.clients.read_only.is_on();
+        for plan in plans {
+            let runnable = !read_only
+                && !plan.report_only
+                && plan.held.is_none()
+                && plan.error.is_none()
+                && plan.is_mutating();
+            if !runnable {
+                report
+                    .services
+                    .push(ServiceOutcome::new(plan, None, Ok(())));
+                continue;
+            }
+            if let Some(reason) = backing_off.get(&plan.key) {
+                let mut o = ServiceOutcome::new(plan, None, Ok(()));
+                o.error = Some(reason.clone());
+                o.settle();
+                report.services.push(o);
+                continue;
+            }
+            // None for a service that is being pruned: Git no longer declares it.
+            let d = desired.get(&plan.key).map(|d| (*d).clone());
+            let live_arn = observed
+                .services
+                .get(&plan.key)
+                .filter(|l| l.is_active())
+                .map(|l| l.arn.clone());
+            let clients = self.clients.clone();
+            let metrics = self.metrics.clone();
+            let semaphore = semaphore.clone();
+            let target_groups = target_groups.clone();
+            let controller_id = self.controller_id.clone();
+            let revision = revision.to_string();
+            let span = info_span!("service", cluster = %plan.key.cluster, service = %plan.key.name);
+            tasks.spawn(
+                async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    let ctx = ApplyContext {
+                        controller_id: &controller_id,
+                        revision: &revision,
+                        target_groups: &target_groups,
+                    };
+                    let mut applied = Applied::default();
+                    let result = match &d {
+                        Some(d) => {
+                            let arn = live_arn.as_deref();
+                            apply_service(&clients, d, &plan, arn, &ctx, &mut applied).await
+                        }
+                        None => prune_service(&clients, &plan, &mut applied).await,
+                    };
+                    for action in &applied.done {
+                        metrics.action(action.as_str(), "ok");
+                    }
+                    if let Err(e) = &result {
+                        if let Some(next) = plan.actions.get(applied.done.len()) {
+                            metrics.action(next.name(), "error");
+                        }
+                        warn!(error = %e, "apply failed");
+                    }
+                    ServiceOutcome::new(plan, Some(applied), result)
+                }
+                .instrument(span),
+            );
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(o) => report.services.push(o),
+                Err(e) => report.error = Some(format!("internal: apply task failed: {e}")),
+            }
+        }
+        // Traffic moves only after the service's own changes, from target
+        // health observed now (DESIGN §3 `migration`; decided in crate::core::migration).
+        let phase = migration::Phase {
+            clients: &self.clients,
+            metrics: &self.metrics,
+            observed: &observed,
+            desired: &desired,
+            now: std::time::SystemTime::now(),
+        };
+        migration::phase(&phase, &mut report.services).await;
+        report.services.sort_by(|a, b| a.plan.key.cmp(&b.plan.key));
+
+        // Decommission runs after the services phase, on the same observation: a
+        // migration counts as complete only from the service tags seen this pass.
+        let verdict = |o: &ServiceOutcome| {
+            o.migration.as_ref().map(|m| {
+                m.decision
+                    .as_ref()
+                    .map(|d| d.kind == crate::core::migration::Kind::Complete)
+            })
+        };
+        let settings = DecommissionSettings {
+            controller_id: self.controller_id.clone(),
+            max_per_pass: self.max_decommission_per_pass,
+            prune: self.prune.is_some(),
+            migrations_complete: report
+                .services
+                .iter()
+                .filter(|o| verdict(o) == Some(Some(true)))
+                .map(|o| o.plan.key.clone())
+                .collect(),
+            migrations_unknown: report
+                .services
+                .iter()
+                .filter(|o| verdict(o) == Some(None))
+                .map(|o| o.plan.key.clone())
+                .collect(),
+        };
+        let now = std::time::SystemTime::now();
+        report.decommission =
+            decommission_pass(&self.clients, set, &observed, &settings, &self.metrics, now)
+                .instrument(info_span!("decommission"))
+                .await;
+        report
+    }
+}

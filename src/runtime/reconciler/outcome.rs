@@ -1,0 +1,88 @@
+//! What one pass found and did, per service and as a whole.
+
+use super::decommission::DecommissionReport;
+use super::migration::MigrationReport;
+use crate::adapters::aws::AwsError;
+use crate::adapters::aws::ecs::apply::Applied;
+use crate::core::migration::Kind;
+use crate::core::plan::{ActionKind, ServicePlan};
+use crate::core::state::{MigrationFacts, StateFacts, SyncState};
+
+#[derive(Debug, Clone)]
+pub struct ServiceOutcome {
+    pub plan: ServicePlan,
+    /// Derived by [`ServiceOutcome::settle`] from everything else here.
+    pub state: SyncState,
+    /// What this pass changed, in order: planned actions, then traffic.
+    pub done: Vec<ActionKind>,
+    pub error: Option<String>,
+    /// The service's traffic migration this pass, when its manifest has one.
+    pub migration: Option<MigrationReport>,
+}
+
+impl ServiceOutcome {
+    pub fn new(plan: ServicePlan, applied: Option<Applied>, result: Result<(), AwsError>) -> Self {
+        let done = applied.map(|a| a.done).unwrap_or_default();
+        let error = plan
+            .error
+            .clone()
+            .or_else(|| result.err().map(|e| e.to_string()));
+        let mut o = ServiceOutcome {
+            plan,
+            state: SyncState::Synced,
+            done,
+            error,
+            migration: None,
+        };
+        o.settle();
+        o
+    }
+
+    /// Derive the state again after anything above changed.
+    pub fn settle(&mut self) {
+        let migration = self
+            .migration
+            .as_ref()
+            .and_then(|m| m.decision.as_ref())
+            .map(|d| MigrationFacts {
+                degraded: d.degraded,
+                complete: d.kind == Kind::Complete,
+            });
+        self.state = SyncState::derive(&StateFacts {
+            held: self.plan.held.is_some(),
+            error: self.error.is_some(),
+            changed: !self.done.is_empty(),
+            in_sync: self.plan.in_sync(),
+            rollout: self.plan.rollout.as_ref(),
+            migration,
+        });
+    }
+
+    /// Changed anything this pass, traffic included.
+    pub fn changed(&self) -> bool {
+        !self.done.is_empty() || self.migration.as_ref().is_some_and(|m| m.applied)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PassReport {
+    pub revision: String,
+    pub services: Vec<ServiceOutcome>,
+    /// Observation failed as a whole (e.g. credentials): nothing was planned.
+    pub error: Option<String>,
+    /// EC2 instances pending decommission and what this pass did about them.
+    pub decommission: DecommissionReport,
+}
+
+impl PassReport {
+    pub fn has_errors(&self) -> bool {
+        self.error.is_some()
+            || self.services.iter().any(|s| s.state == SyncState::Error)
+            || self.decommission.has_errors()
+    }
+    pub fn drifted(&self) -> impl Iterator<Item = &ServiceOutcome> {
+        self.services
+            .iter()
+            .filter(|s| !s.plan.in_sync() && s.plan.held.is_none())
+    }
+}
