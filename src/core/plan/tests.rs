@@ -90,6 +90,16 @@ fn ctx(report_only: bool) -> PlanContext<'static> {
     }
 }
 
+/// Auto mode at revision `r`, pruning as asked.
+fn pruning(prune: Option<usize>) -> PlanContext<'static> {
+    PlanContext {
+        controller_id: "ecsync",
+        revision: "r",
+        mode: Mode::Auto,
+        prune,
+    }
+}
+
 #[test]
 fn in_sync_service_plans_nothing() {
     let d = desired();
@@ -286,13 +296,7 @@ mod prune {
         for l in live {
             o.services.insert(l.key.clone(), l);
         }
-        let ctx = PlanContext {
-            controller_id: "ecsync",
-            revision: "r",
-            mode: Mode::Auto,
-            prune,
-        };
-        plan_all(set, &o, &ctx)
+        plan_all(set, &o, &pruning(prune))
     }
 
     fn summary(plans: &[ServicePlan]) -> Vec<String> {
@@ -395,13 +399,7 @@ mod replacement {
         for l in live {
             o.services.insert(l.key.clone(), l);
         }
-        let ctx = PlanContext {
-            controller_id: "ecsync",
-            revision: "r",
-            mode: Mode::Auto,
-            prune: Some(1),
-        };
-        plan_all(set, &o, &ctx)
+        plan_all(set, &o, &pruning(Some(1)))
             .iter()
             .map(|p| {
                 let acts: Vec<&str> = p.actions.iter().map(Action::name).collect();
