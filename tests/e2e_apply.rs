@@ -480,3 +480,140 @@ async fn bad_input_fails_clearly() {
     assert!(r.stderr.contains("no manifests found"), "{r}");
     let _ = &mut empty;
 }
+
+/// A service created by hand, on a definition whose container is `container`.
+async fn hand_made(
+    moto: &Moto,
+    net: &Network,
+    name: &str,
+    container: aws_sdk_ecs::types::ContainerDefinition,
+) {
+    let ecs = moto.ecs();
+    ecs.register_task_definition()
+        .family(name)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(container)
+        .send()
+        .await
+        .expect("register");
+    ecs.create_service()
+        .cluster("legacy")
+        .service_name(name)
+        .task_definition(name)
+        .desired_count(1)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(net.subnets.clone()))
+                        .security_groups(&net.security_group)
+                        .build()
+                        .expect("awsvpc"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create service");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adoption_never_registers_a_revision_that_drops_live_settings() {
+    use aws_sdk_ecs::types::{ContainerDefinition, HostEntry, LinuxParameters};
+    let moto = Moto::start();
+    moto.create_cluster("legacy").await;
+    let net = moto.default_network().await;
+    let plain = ContainerDefinition::builder()
+        .name("plain")
+        .image("plain:1")
+        .memory(256)
+        .build();
+    let edge = ContainerDefinition::builder()
+        .name("edge")
+        .image("edge:1")
+        .memory(256)
+        .linux_parameters(
+            LinuxParameters::builder()
+                .init_process_enabled(true)
+                .build(),
+        )
+        .extra_hosts(
+            HostEntry::builder()
+                .hostname("db")
+                .ip_address("10.0.0.5")
+                .build()
+                .expect("host entry"),
+        )
+        .build();
+    hand_made(&moto, &net, "plain", plain).await;
+    hand_made(&moto, &net, "edge", edge).await;
+
+    let repo = GitRepo::new();
+    let out_dir = repo.path().join("services");
+    let mut import = ecsync_with(&moto);
+    import
+        .args(["import", "--cluster", "legacy", "--out"])
+        .arg(&out_dir);
+    let i = run(import);
+    assert_eq!(i.code, 0, "{i}");
+    let warned: Vec<&str> = i.stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warned.len(),
+        1,
+        "only edge carries what manifests cannot express: {i}"
+    );
+    assert!(
+        warned[0].contains("edge")
+            && warned[0].contains("containerDefinitions[edge].linuxParameters")
+            && warned[0].contains("containerDefinitions[edge].extraHosts"),
+        "{i}"
+    );
+    repo.commit("imported");
+    let cache = tempfile::tempdir().unwrap();
+    let diff = run(ecsync_cmd(&moto, &repo, &cache, &["diff"]));
+    assert_eq!(diff.code, 0, "imported manifests diff clean:\n{diff}");
+
+    // An image bump in Git, as CI would make it.
+    for name in ["plain", "edge"] {
+        let path = out_dir.join(format!("{name}.yaml"));
+        let yaml = std::fs::read_to_string(&path).expect("imported manifest");
+        std::fs::write(
+            &path,
+            yaml.replace(&format!("{name}:1"), &format!("{name}:2")),
+        )
+        .expect("bump");
+    }
+    repo.commit("bump images");
+    let apply = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    assert_eq!(apply.code, 1, "a refused revision is an error:\n{apply}");
+    assert!(
+        apply
+            .stdout
+            .contains("containerDefinitions[edge].linuxParameters"),
+        "{apply}"
+    );
+    assert_eq!(
+        task_definition_revisions(&moto, "plain").await,
+        2,
+        "{apply}"
+    );
+    assert_eq!(
+        task_definition_revisions(&moto, "edge").await,
+        1,
+        "nothing registered that would drop linuxParameters:\n{apply}"
+    );
+    let live = moto
+        .ecs()
+        .describe_services()
+        .cluster("legacy")
+        .services("edge")
+        .send()
+        .await
+        .expect("describe");
+    let td = live.services()[0].task_definition().unwrap_or_default();
+    assert!(td.ends_with("task-definition/edge:1"), "{td}");
+}

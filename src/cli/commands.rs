@@ -157,7 +157,17 @@ pub async fn import(args: ImportArgs) -> Result<u8> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    for m in &manifests {
+    for imported in &manifests {
+        let m = &imported.manifest;
+        if !imported.unmanaged.is_empty() {
+            // Written anyway, so the service can be watched for drift; a new
+            // revision is refused until these can be expressed.
+            eprintln!(
+                "warning: {}: not in the manifest, since manifests cannot express them yet: {}",
+                m.metadata.name,
+                imported.unmanaged.join(", ")
+            );
+        }
         let yaml = aws::ecs::import::to_yaml(m)?;
         match &args.out {
             Some(dir) => {

@@ -31,6 +31,45 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
+/// Paths where `live` holds something that `kept` would not write back: what
+/// replacing `live` with `kept` drops or changes. A `false` or `0` that only
+/// the live side has is ECS echoing its default, not a setting.
+pub fn lost_members(prefix: &str, live: &Value, kept: &Value) -> Vec<String> {
+    diff_values(prefix, &without_empties(kept), &without_empties(live))
+        .into_iter()
+        .filter(|d| !d.live.is_null())
+        .filter(|d| !(d.desired.is_null() && is_default_scalar(&d.live)))
+        .map(|d| d.path)
+        .collect()
+}
+
+fn is_default_scalar(v: &Value) -> bool {
+    v == &Value::Bool(false) || v.as_f64() == Some(0.0)
+}
+
+/// `v` without nulls, empty lists and empty objects, at any depth.
+fn without_empties(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), without_empties(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_empties).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
 /// Differences between `desired` and `live`, under `prefix`.
 pub fn diff_values(prefix: &str, desired: &Value, live: &Value) -> Vec<FieldDiff> {
     let mut out = Vec::new();
@@ -128,6 +167,38 @@ fn push(out: &mut Vec<FieldDiff>, path: String, desired: &Value, live: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_members_are_what_live_has_and_kept_lacks() {
+        let live = serde_json::json!({
+            "family": "web",
+            "proxyConfiguration": {"containerName": "envoy"},
+            "volumes": [],
+            "containerDefinitions": [{
+                "name": "web", "image": "a", "cpu": 0, "privileged": false,
+                "linuxParameters": {"initProcessEnabled": true}
+            }]
+        });
+        let kept = serde_json::json!({
+            "family": "web",
+            "tags": [],
+            "containerDefinitions": [{"name": "web", "image": "a"}]
+        });
+        assert_eq!(
+            lost_members("taskDefinition", &live, &kept),
+            [
+                "taskDefinition.containerDefinitions[web].linuxParameters",
+                "taskDefinition.proxyConfiguration"
+            ]
+        );
+        assert!(lost_members("t", &live, &live).is_empty());
+        // A changed value is lost too.
+        let changed = serde_json::json!({"family": "other"});
+        assert_eq!(
+            lost_members("t", &serde_json::json!({"family": "web"}), &changed),
+            ["t.family"]
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -231,6 +231,69 @@ fn sdk_secret(s: &Secret) -> Result<ecs::Secret, InputError> {
     )
 }
 
+/// The one mapping of a task definition onto RegisterTaskDefinition's
+/// members, for the client's fluent builder and for the bare input alike.
+macro_rules! task_definition_members {
+    ($builder:expr, $td:expr, $tags:expr) => {{
+        let td: &TaskDefinition = $td;
+        let tags: &BTreeMap<String, String> = $tags;
+        let mut b = $builder
+            .family(&td.family)
+            .set_task_role_arn(td.task_role_arn.clone())
+            .set_execution_role_arn(td.execution_role_arn.clone())
+            .set_network_mode(td.network_mode.as_deref().map(ecs::NetworkMode::from))
+            .set_cpu(td.cpu.clone())
+            .set_memory(td.memory.clone())
+            .set_requires_compatibilities(td.requires_compatibilities.as_ref().map(|v| {
+                v.iter()
+                    .map(|c| ecs::Compatibility::from(c.as_str()))
+                    .collect()
+            }))
+            .set_pid_mode(td.pid_mode.as_deref().map(ecs::PidMode::from))
+            .set_ipc_mode(td.ipc_mode.as_deref().map(ecs::IpcMode::from))
+            .set_tags(Some(sdk_tags(tags)));
+        for c in &td.container_definitions {
+            b = b.container_definitions(sdk_container(c)?);
+        }
+        for v in td.volumes.iter().flatten() {
+            b = b.volumes(
+                ecs::Volume::builder()
+                    .name(&v.name)
+                    .set_host(v.host.as_ref().map(|h| {
+                        ecs::HostVolumeProperties::builder()
+                            .set_source_path(h.source_path.clone())
+                            .build()
+                    }))
+                    .build(),
+            );
+        }
+        if let Some(rp) = &td.runtime_platform {
+            b = b.runtime_platform(
+                ecs::RuntimePlatform::builder()
+                    .set_cpu_architecture(
+                        rp.cpu_architecture
+                            .as_deref()
+                            .map(ecs::CpuArchitecture::from),
+                    )
+                    .set_operating_system_family(
+                        rp.operating_system_family
+                            .as_deref()
+                            .map(ecs::OsFamily::from),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(es) = &td.ephemeral_storage {
+            b = b.ephemeral_storage(
+                ecs::EphemeralStorage::builder()
+                    .size_in_gib(es.size_in_gib)
+                    .build(),
+            );
+        }
+        b
+    }};
+}
+
 pub fn register_task_definition(
     client: &aws_sdk_ecs::Client,
     td: &TaskDefinition,
@@ -239,61 +302,27 @@ pub fn register_task_definition(
     aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder,
     InputError,
 > {
-    let mut b = client
-        .register_task_definition()
-        .family(&td.family)
-        .set_task_role_arn(td.task_role_arn.clone())
-        .set_execution_role_arn(td.execution_role_arn.clone())
-        .set_network_mode(td.network_mode.as_deref().map(ecs::NetworkMode::from))
-        .set_cpu(td.cpu.clone())
-        .set_memory(td.memory.clone())
-        .set_requires_compatibilities(td.requires_compatibilities.as_ref().map(|v| {
-            v.iter()
-                .map(|c| ecs::Compatibility::from(c.as_str()))
-                .collect()
-        }))
-        .set_pid_mode(td.pid_mode.as_deref().map(ecs::PidMode::from))
-        .set_ipc_mode(td.ipc_mode.as_deref().map(ecs::IpcMode::from))
-        .set_tags(Some(sdk_tags(tags)));
-    for c in &td.container_definitions {
-        b = b.container_definitions(sdk_container(c)?);
-    }
-    for v in td.volumes.iter().flatten() {
-        b = b.volumes(
-            ecs::Volume::builder()
-                .name(&v.name)
-                .set_host(v.host.as_ref().map(|h| {
-                    ecs::HostVolumeProperties::builder()
-                        .set_source_path(h.source_path.clone())
-                        .build()
-                }))
-                .build(),
-        );
-    }
-    if let Some(rp) = &td.runtime_platform {
-        b = b.runtime_platform(
-            ecs::RuntimePlatform::builder()
-                .set_cpu_architecture(
-                    rp.cpu_architecture
-                        .as_deref()
-                        .map(ecs::CpuArchitecture::from),
-                )
-                .set_operating_system_family(
-                    rp.operating_system_family
-                        .as_deref()
-                        .map(ecs::OsFamily::from),
-                )
-                .build(),
-        );
-    }
-    if let Some(es) = &td.ephemeral_storage {
-        b = b.ephemeral_storage(
-            ecs::EphemeralStorage::builder()
-                .size_in_gib(es.size_in_gib)
-                .build(),
-        );
-    }
-    Ok(b)
+    Ok(task_definition_members!(
+        client.register_task_definition(),
+        td,
+        tags
+    ))
+}
+
+/// The RegisterTaskDefinition input ecsync would send for `td`, untagged.
+pub fn register_task_definition_input(
+    td: &TaskDefinition,
+) -> Result<aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput, InputError>
+{
+    let b = task_definition_members!(
+        aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput::builder(),
+        td,
+        &BTreeMap::new()
+    );
+    b.build().map_err(|source| InputError {
+        what: "RegisterTaskDefinitionInput",
+        source,
+    })
 }
 
 fn sdk_container(c: &ContainerDefinition) -> Result<ecs::ContainerDefinition, InputError> {

@@ -16,6 +16,9 @@ pub enum LiveTaskDefinition {
     Described {
         spec: Box<TaskDefinition>,
         hash: String,
+        /// Paths the live definition sets that the manifest model cannot
+        /// express yet: a revision registered from a manifest would drop them.
+        unmanaged: Vec<String>,
     },
     /// Neither: it must be described before it can be compared.
     Unknown,

@@ -151,6 +151,48 @@ fn top_field(path: &str) -> &str {
 
 /// Plan one desired service against what was observed.
 pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> ServicePlan {
+    let mut plan = plan_desired(d, observed, ctx);
+    let live = observed.services.get(&d.key).filter(|l| l.is_active());
+    if let Some(LiveTaskDefinition::Described { unmanaged, .. }) = live.map(|l| &l.task_definition)
+        && !unmanaged.is_empty()
+    {
+        keep_unmanaged(&mut plan, &live_arn(live), unmanaged);
+    }
+    plan
+}
+
+fn live_arn(live: Option<&LiveService>) -> String {
+    live.map(|l| l.task_definition_arn.clone())
+        .unwrap_or_default()
+}
+
+/// The live definition sets members that manifests cannot express yet: a
+/// new revision registered from the manifest would silently drop them, so
+/// none is registered (the service is an error until they can be kept), and
+/// an in-sync service says what it carries outside ecsync's model.
+fn keep_unmanaged(plan: &mut ServicePlan, arn: &str, unmanaged: &[String]) {
+    let what = unmanaged.join(", ");
+    let registers = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::RegisterTaskDefinition { .. }));
+    if registers {
+        plan.actions.clear();
+        plan.error = Some(format!(
+            "not registering a new revision: the live task definition {} sets {what}, which manifests cannot express yet and the new revision would drop",
+            tags::family_revision(arn)
+        ));
+    } else {
+        plan.message.get_or_insert_with(|| {
+            format!(
+                "the live task definition {} also sets {what}, which manifests cannot express yet; a new revision will be refused",
+                tags::family_revision(arn)
+            )
+        });
+    }
+}
+
+fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> ServicePlan {
     let live = observed.services.get(&d.key).filter(|l| l.is_active());
     let mut plan = ServicePlan {
         key: d.key.clone(),
@@ -263,9 +305,13 @@ pub fn plan_service(d: &DesiredService, observed: &Observed, ctx: &PlanContext) 
             keys: vec![tags::PRUNE.into()],
         });
     }
-    // A described definition that matches lets later passes skip describing it.
-    if let LiveTaskDefinition::Described { hash, .. } = &live.task_definition
+    // A described definition that matches lets later passes skip describing it
+    // (unless it carries what the model cannot express: that must be seen again).
+    if let LiveTaskDefinition::Described {
+        hash, unmanaged, ..
+    } = &live.task_definition
         && hash == &d.task_definition_hash
+        && unmanaged.is_empty()
         && let Some(v) = tags::task_definition_tag(&live.task_definition_arn, hash)
     {
         set.insert(tags::TASK_DEFINITION.into(), v);

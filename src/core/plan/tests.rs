@@ -172,6 +172,7 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
     live.task_definition = LiveTaskDefinition::Described {
         spec: Box::new(td),
         hash: "other".into(),
+        unmanaged: Vec::new(),
     };
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     let paths: Vec<&str> = plan.drift.iter().map(|d| d.path.as_str()).collect();
@@ -188,6 +189,56 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
     assert!(plan.actions.contains(&Action::UpdateService {
         fields: [UpdateField::TaskDefinition].into()
     }));
+}
+
+fn carrying_unmanaged(image: &str, hash: &str) -> (DesiredService, LiveService) {
+    let d = desired();
+    let mut live = live_in_sync(&d);
+    let mut td = d.spec.task_definition.clone();
+    td.container_definitions[0].image = image.into();
+    live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:4".into();
+    live.task_definition = LiveTaskDefinition::Described {
+        spec: Box::new(td),
+        hash: hash.into(),
+        unmanaged: vec!["taskDefinition.containerDefinitions[web].linuxParameters".into()],
+    };
+    (d, live)
+}
+
+#[test]
+fn a_revision_that_would_drop_live_settings_is_not_registered() {
+    let (d, live) = carrying_unmanaged("nginx:1.26", "other");
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let error = plan.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("web:4") && error.contains("containerDefinitions[web].linuxParameters"),
+        "{error}"
+    );
+    assert!(!plan.in_sync(), "the image drift is still shown");
+}
+
+#[test]
+fn an_in_sync_service_with_unmanaged_settings_says_so_and_is_described_again() {
+    let d = desired();
+    let (_, live) = carrying_unmanaged(
+        &d.spec.task_definition.container_definitions[0].image,
+        &d.task_definition_hash,
+    );
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(plan.error.is_none(), "{:?}", plan.error);
+    assert!(
+        plan.message
+            .as_deref()
+            .is_some_and(|m| m.contains("linuxParameters")),
+        "{:?}",
+        plan.message
+    );
+    // No task-definition tag: the next pass must describe it again, not trust a hash.
+    let tagged = plan.actions.iter().any(|a| {
+        matches!(a, Action::TagService { tags } if tags.contains_key(crate::core::tags::TASK_DEFINITION))
+    });
+    assert!(!tagged, "{:?}", plan.actions);
 }
 
 #[test]

@@ -7,21 +7,30 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::services;
+use super::{services, shape};
 use crate::adapters::aws::{AwsError, Clients, call_error, convert};
-use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Metadata};
+use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Metadata, TaskDefinition};
 use crate::core::normalize;
 use crate::core::state::ServiceStatus;
 
 /// Reads at once while importing: the same bound as a pass.
 const READ_CONCURRENCY: usize = 8;
 
+/// One live service as a manifest.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub manifest: Manifest,
+    /// What its task definition sets that the manifest could not take (paths
+    /// as `ecsync diff` prints them): ecsync will refuse a new revision.
+    pub unmanaged: Vec<String>,
+}
+
 /// Manifests for every service in `cluster` (or just `only`), by service name.
 pub async fn import(
     clients: &Clients,
     cluster: &str,
     only: Option<&str>,
-) -> Result<Vec<Manifest>, AwsError> {
+) -> Result<Vec<Imported>, AwsError> {
     let reads = Arc::new(Semaphore::new(READ_CONCURRENCY));
     let names: Vec<String> = match only {
         Some(s) => vec![s.to_string()],
@@ -45,8 +54,8 @@ pub async fn import(
         .filter(|s| ServiceStatus::parse(s.status().unwrap_or_default()) != ServiceStatus::Inactive)
         .collect();
 
-    let mut definitions: BTreeMap<String, crate::core::model::TaskDefinition> = BTreeMap::new();
-    let mut manifests = Vec::new();
+    let mut definitions: BTreeMap<String, (TaskDefinition, Vec<String>)> = BTreeMap::new();
+    let mut imported = Vec::new();
     for s in &services {
         let td_arn = s.task_definition().unwrap_or_default().to_string();
         if !definitions.contains_key(&td_arn) {
@@ -59,27 +68,31 @@ pub async fn import(
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
             let td = out
                 .task_definition()
-                .map(convert::task_definition_from_sdk)
+                .map(shape::read_task_definition)
                 .unwrap_or_default();
             definitions.insert(td_arn.clone(), td);
         }
+        let (td, unmanaged) = definitions.get(&td_arn).cloned().unwrap_or_default();
         let mut spec = convert::service_spec_from_sdk(s, cluster);
-        spec.task_definition = definitions.get(&td_arn).cloned().unwrap_or_default();
+        spec.task_definition = td;
         for lb in spec.load_balancers.iter_mut().flatten() {
             lb.target_group = target_group_name(&lb.target_group);
         }
         normalize::normalize_service(&mut spec);
-        manifests.push(Manifest {
-            api_version: API_VERSION.into(),
-            kind: KIND_SERVICE.into(),
-            metadata: Metadata {
-                name: s.service_name().unwrap_or_default().to_string(),
-                ..Default::default()
+        imported.push(Imported {
+            manifest: Manifest {
+                api_version: API_VERSION.into(),
+                kind: KIND_SERVICE.into(),
+                metadata: Metadata {
+                    name: s.service_name().unwrap_or_default().to_string(),
+                    ..Default::default()
+                },
+                spec,
             },
-            spec,
+            unmanaged,
         });
     }
-    Ok(manifests)
+    Ok(imported)
 }
 
 /// `arn:…:targetgroup/<name>/<id>` → `<name>`; names read better in Git and

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ecs::types as ecs;
 use tokio::task::JoinSet;
 
-use super::services;
+use super::{services, shape};
 use crate::adapters::aws::{AwsError, Clients, call_error, convert, elbv2};
 use crate::core::manifest::{DesiredService, task_definition_hash};
 use crate::core::model::{ServiceKey, TaskDefinition};
@@ -26,7 +26,9 @@ use crate::core::tags;
 const READ_CONCURRENCY: usize = 8;
 
 /// A normalised task definition and its content hash.
-type Known = (Arc<TaskDefinition>, String);
+/// A described definition: normalised, its content hash, and the paths the
+/// manifest model could not keep of it.
+type Known = (Arc<TaskDefinition>, String, Arc<Vec<String>>);
 
 /// Normalised task definitions by ARN; valid forever because ARNs are immutable.
 #[derive(Clone, Default, Debug)]
@@ -42,11 +44,11 @@ impl TaskDefinitionCache {
             .get(arn)
             .cloned()
     }
-    fn put(&self, arn: String, td: TaskDefinition, hash: String) {
+    fn put(&self, arn: String, td: TaskDefinition, hash: String, unmanaged: Vec<String>) {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(arn, (Arc::new(td), hash));
+            .insert(arn, (Arc::new(td), hash, Arc::new(unmanaged)));
     }
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -165,10 +167,7 @@ fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) ->
     normalize::normalize_service(&mut spec);
     let td_arn = s.task_definition().unwrap_or_default().to_string();
     let task_definition = match cache.get(&td_arn) {
-        Some((td, hash)) => LiveTaskDefinition::Described {
-            spec: Box::new((*td).clone()),
-            hash,
-        },
+        Some(known) => described(known),
         None => all_tags
             .get(tags::TASK_DEFINITION)
             .and_then(|v| tags::hash_for(v, &td_arn))
@@ -242,30 +241,32 @@ async fn describe_unknown_task_definitions(
                 .send()
                 .await
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
-            Ok::<_, AwsError>((
-                arn,
-                out.task_definition().map(convert::task_definition_from_sdk),
-            ))
+            Ok::<_, AwsError>((arn, out.task_definition().map(shape::read_task_definition)))
         });
     }
     while let Some(joined) = tasks.join_next().await {
         let Ok(result) = joined else { continue };
         let (arn, td) = result?;
-        if let Some(mut td) = td {
+        if let Some((mut td, unmanaged)) = td {
             normalize::normalize_task_definition(&mut td);
             let hash = task_definition_hash(&td);
-            cache.put(arn, td, hash);
+            cache.put(arn, td, hash, unmanaged);
         }
     }
     for live in observed.services.values_mut() {
-        if let Some((td, hash)) = cache.get(&live.task_definition_arn) {
-            live.task_definition = LiveTaskDefinition::Described {
-                spec: Box::new((*td).clone()),
-                hash,
-            };
+        if let Some(known) = cache.get(&live.task_definition_arn) {
+            live.task_definition = described(known);
         }
     }
     Ok(())
+}
+
+fn described((td, hash, unmanaged): Known) -> LiveTaskDefinition {
+    LiveTaskDefinition::Described {
+        spec: Box::new((*td).clone()),
+        hash,
+        unmanaged: (*unmanaged).clone(),
+    }
 }
 
 /// Every target group the manifests name: the services' own and their
