@@ -270,3 +270,58 @@ async fn immutable_change_replaces_the_service_without_a_gap() {
     };
     assert_eq!(diff.code, 0, "{diff}");
 }
+
+/// A DAEMON service: ECS owns its count. moto accepts a count for it where
+/// real ECS refuses one (the shell tests cover that refusal); here the whole
+/// path runs: create, in sync at once, and pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_service_is_created_in_sync_and_pruned() {
+    let moto = Moto::start();
+    moto.create_cluster("edge").await;
+    let repo = GitRepo::new();
+    let daemon = r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata: {name: agent}
+spec:
+  cluster: edge
+  launchType: EC2
+  schedulingStrategy: DAEMON
+  taskDefinition:
+    family: agent
+    containerDefinitions:
+      - {name: agent, image: "datadog/agent:7", memory: 256}
+"#;
+    repo.write("services/agent.yaml", daemon);
+    repo.write(
+        "services/keep.yaml",
+        &service_yaml("keep", "edge", &moto.default_network().await, "k:1", "a", 1),
+    );
+    repo.commit("a daemon");
+    let cache = tempfile::tempdir().unwrap();
+    let r = apply(&moto, &repo, &cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    let live = moto
+        .ecs()
+        .describe_services()
+        .cluster("edge")
+        .services("agent")
+        .send()
+        .await
+        .unwrap();
+    let svc = &live.services()[0];
+    assert_eq!(
+        svc.scheduling_strategy().map(|s| s.as_str()),
+        Some("DAEMON")
+    );
+    let diff = common::ecsync_in(&moto, &repo, cache.path(), "diff", &[]);
+    assert_eq!(
+        diff.code, 0,
+        "a daemon is in sync right after apply:\n{diff}"
+    );
+
+    std::fs::remove_file(repo.path().join("services/agent.yaml")).unwrap();
+    repo.commit("daemon gone");
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(active_services(&moto, "edge").await, ["keep"], "{r}");
+}

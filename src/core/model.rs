@@ -74,6 +74,14 @@ pub struct ServiceSpec {
     pub migration: Option<Migration>,
 }
 
+impl ServiceSpec {
+    /// `schedulingStrategy: DAEMON`: one task per container instance, so ECS
+    /// owns the count and refuses `desiredCount` on create, update and prune.
+    pub fn is_daemon(&self) -> bool {
+        self.scheduling_strategy.as_deref() == Some("DAEMON")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CapacityProviderStrategyItem {

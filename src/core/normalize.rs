@@ -90,11 +90,14 @@ pub fn normalize_service(spec: &mut ServiceSpec) {
     }
     spec.load_balancers = none_if_empty(spec.load_balancers.take());
 
+    let daemon = spec.is_daemon();
     let dc = spec
         .deployment_configuration
         .get_or_insert_with(DeploymentConfiguration::default);
-    dc.maximum_percent.get_or_insert(200);
-    dc.minimum_healthy_percent.get_or_insert(100);
+    // ECS's defaults: a daemon replaces its one task per instance in place.
+    let (max, min) = if daemon { (100, 0) } else { (200, 100) };
+    dc.maximum_percent.get_or_insert(max);
+    dc.minimum_healthy_percent.get_or_insert(min);
     dc.deployment_circuit_breaker
         .get_or_insert(DeploymentCircuitBreaker {
             enable: false,

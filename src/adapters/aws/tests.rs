@@ -131,3 +131,176 @@ fn live_description_as_aws_returns_it_diffs_clean() {
         set.services[0].task_definition_hash
     );
 }
+
+/// Everything that comes back as AWS fills it in is expressible: no false
+/// "would drop" for an ordinary definition.
+#[test]
+fn an_ordinary_live_description_carries_nothing_unmanaged() {
+    let set = load([("web.yaml", crate::core::manifest::tests::WEB)]);
+    let td = &set.services[0].spec.task_definition;
+    let live = ecs::TaskDefinition::builder()
+        .family("web")
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .container_definitions(
+            ecs::ContainerDefinition::builder()
+                .name("web")
+                .image("public.ecr.aws/nginx/nginx:1.27")
+                .cpu(0)
+                .essential(true)
+                .set_mount_points(Some(vec![]))
+                .set_system_controls(Some(vec![]))
+                .build(),
+        )
+        .build();
+    let (model, unmanaged) = super::ecs::shape::read_task_definition(&live);
+    assert!(unmanaged.is_empty(), "{unmanaged:?}");
+    assert_eq!(model.family, td.family);
+}
+
+const DAEMON: &str = r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata: {name: agent}
+spec:
+  cluster: prod
+  launchType: EC2
+  schedulingStrategy: DAEMON
+  taskDefinition:
+    family: agent
+    containerDefinitions:
+      - {name: agent, image: "datadog/agent:7", memory: 256}
+"#;
+
+/// What real ECS answers when a DAEMON service is given a count (moto accepts it).
+fn daemon_count_refused() -> aws_sdk_ecs::types::error::InvalidParameterException {
+    const REFUSAL: &str =
+        "The daemon scheduling strategy does not support a desired count for services.";
+    ecs::error::InvalidParameterException::builder()
+        .message(REFUSAL)
+        .meta(
+            aws_sdk_ecs::error::ErrorMetadata::builder()
+                .code("InvalidParameterException")
+                .message(REFUSAL)
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn a_daemon_is_created_without_a_count() {
+    use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, apply_service};
+    use crate::core::plan::{Action, ActionKind, ServicePlan};
+    let set = load([("agent.yaml", DAEMON)]);
+    let d = &set.services[0];
+    assert_eq!(
+        d.spec
+            .deployment_configuration
+            .as_ref()
+            .map(|dc| (dc.maximum_percent, dc.minimum_healthy_percent)),
+        Some((Some(100), Some(0))),
+        "ECS's DAEMON defaults"
+    );
+    let register = mock!(aws_sdk_ecs::Client::register_task_definition).then_output(|| {
+        aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput::builder()
+            .task_definition(
+                ecs::TaskDefinition::builder()
+                    .task_definition_arn("arn:aws:ecs:us-east-1:1:task-definition/agent:1")
+                    .build(),
+            )
+            .build()
+    });
+    let uncounted = mock!(aws_sdk_ecs::Client::create_service)
+        .match_requests(|r| r.desired_count().is_none())
+        .then_output(|| {
+            aws_sdk_ecs::operation::create_service::CreateServiceOutput::builder()
+                .service(ecs::Service::builder().service_arn("arn:svc/agent").build())
+                .build()
+        });
+    let counted = mock!(aws_sdk_ecs::Client::create_service).then_error(|| {
+        aws_sdk_ecs::operation::create_service::CreateServiceError::InvalidParameterException(
+            daemon_count_refused(),
+        )
+    });
+    let tag = mock!(aws_sdk_ecs::Client::tag_resource)
+        .then_output(|| aws_sdk_ecs::operation::tag_resource::TagResourceOutput::builder().build());
+    let clients = mocked(&[&register, &uncounted, &counted, &tag]);
+    let plan = ServicePlan {
+        key: d.key.clone(),
+        source: Some(d.source.clone()),
+        exists: false,
+        drift: vec![],
+        actions: vec![
+            Action::RegisterTaskDefinition {
+                family: "agent".into(),
+            },
+            Action::CreateService,
+        ],
+        replace: vec![],
+        report_only: false,
+        held: None,
+        error: None,
+        message: None,
+        rollout: None,
+    };
+    let ctx = ApplyContext {
+        controller_id: "ecsync",
+        revision: "r1",
+        target_groups: &Default::default(),
+    };
+    let mut applied = Applied::default();
+    apply_service(&clients, d, &plan, None, &ctx, &mut applied)
+        .await
+        .expect("created without a desiredCount");
+    assert_eq!(
+        applied.done,
+        [
+            ActionKind::RegisterTaskDefinition,
+            ActionKind::CreateService
+        ]
+    );
+    assert_eq!(uncounted.num_calls(), 1);
+    assert_eq!(counted.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_daemon_is_pruned_without_scaling_to_zero() {
+    use crate::adapters::aws::ecs::apply::{Applied, prune_service};
+    use crate::core::model::ServiceKey;
+    use crate::core::plan::ServicePlan;
+    let scale = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
+        aws_sdk_ecs::operation::update_service::UpdateServiceError::InvalidParameterException(
+            daemon_count_refused(),
+        )
+    });
+    let delete = mock!(aws_sdk_ecs::Client::delete_service).then_output(|| {
+        aws_sdk_ecs::operation::delete_service::DeleteServiceOutput::builder().build()
+    });
+    let clients = mocked(&[&scale, &delete]);
+    let plan = ServicePlan {
+        key: ServiceKey {
+            cluster: "prod".into(),
+            name: "agent".into(),
+        },
+        source: None,
+        exists: true,
+        drift: vec![],
+        actions: vec![],
+        replace: vec![],
+        report_only: false,
+        held: None,
+        error: None,
+        message: None,
+        rollout: None,
+    };
+    prune_service(&clients, &plan, true, &mut Applied::default())
+        .await
+        .expect("a daemon is deleted as it is");
+    assert_eq!((scale.num_calls(), delete.num_calls()), (0, 1));
+    // A replica is scaled down first, which this ECS refuses here.
+    let err = prune_service(&clients, &plan, false, &mut Applied::default())
+        .await
+        .expect_err("replicas are scaled to 0 first");
+    assert_eq!(err.code(), Some("InvalidParameterException"));
+}

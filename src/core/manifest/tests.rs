@@ -180,6 +180,44 @@ fn differently_written_definitions_normalise_to_the_same_value() {
 }
 
 #[test]
+fn daemon_defaults_normalise_as_ecs_fills_them_and_a_count_is_refused() {
+    let daemon = WEB.replace("  desiredCount: 2\n", "").replace(
+        "  launchType: FARGATE\n",
+        "  launchType: EC2\n  schedulingStrategy: DAEMON\n",
+    );
+    let explicit = daemon.replace(
+        "  deploymentConfiguration:\n",
+        "  deploymentConfiguration:\n    maximumPercent: 100\n    minimumHealthyPercent: 0\n",
+    );
+    let (a, b) = (one("a.yaml", &daemon), one("b.yaml", &explicit));
+    assert_eq!(rendered(&a), Vec::<String>::new());
+    assert_eq!(a.services[0].spec, b.services[0].spec);
+    let dc = a.services[0]
+        .spec
+        .deployment_configuration
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        (dc.maximum_percent, dc.minimum_healthy_percent),
+        (Some(100), Some(0))
+    );
+
+    let counted = daemon.replace(
+        "  launchType: EC2\n",
+        "  launchType: EC2\n  desiredCount: 3\n",
+    );
+    let set = one("c.yaml", &counted);
+    let errors = rendered(&set);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("c.yaml:")
+            && errors[0].contains("desiredCount")
+            && errors[0].contains("DAEMON"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn wrong_api_version_and_kind() {
     let text = WEB
         .replace("ecsync.io/v1alpha1", "v1")

@@ -77,6 +77,12 @@ pub fn validate(m: &Manifest) -> Problems {
             "must be REPLICA or DAEMON".into(),
         ));
     }
+    if s.is_daemon() && s.desired_count.is_some() {
+        p.push((
+            spec.key("desiredCount"),
+            "cannot be set with schedulingStrategy DAEMON: ECS runs one task per container instance".into(),
+        ));
+    }
     if let Some(pt) = &s.propagate_tags
         && !["NONE", "SERVICE", "TASK_DEFINITION"].contains(&pt.as_str())
     {

@@ -50,7 +50,8 @@ pub enum Action {
     /// Create the stand-in that serves while the service is replaced.
     CreateReplacement {
         name: String,
-        desired_count: i32,
+        /// `None` for a DAEMON service: ECS owns its count.
+        desired_count: Option<i32>,
     },
 }
 

@@ -70,7 +70,8 @@ pub(super) fn plan_replacement(
             });
             plan.actions.push(Action::CreateReplacement {
                 name: next_key.name,
-                desired_count: d.spec.desired_count.unwrap_or(live.rollout.desired),
+                desired_count: (!d.spec.is_daemon())
+                    .then(|| d.spec.desired_count.unwrap_or(live.rollout.desired)),
             });
         }
         Some(next) if !stable(next) => {

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info_span, warn};
 
 use crate::adapters::aws::Clients;
-use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, apply_service, prune_service};
+use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, Live, apply_service, prune_service};
 use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::ServiceKey;
@@ -112,11 +112,11 @@ impl Reconciler {
             }
             // None for a service that is being pruned: Git no longer declares it.
             let d = desired.get(&plan.key).map(|d| (*d).clone());
-            let live_arn = observed
+            let live = observed
                 .services
                 .get(&plan.key)
                 .filter(|l| l.is_active())
-                .map(|l| l.arn.clone());
+                .map(|l| (l.arn.clone(), l.spec.is_daemon()));
             let clients = self.clients.clone();
             let metrics = self.metrics.clone();
             let semaphore = semaphore.clone();
@@ -133,12 +133,18 @@ impl Reconciler {
                         target_groups: &target_groups,
                     };
                     let mut applied = Applied::default();
+                    let live = live.as_ref().map(|(arn, daemon)| Live {
+                        arn,
+                        daemon: *daemon,
+                    });
                     let result = match &d {
                         Some(d) => {
-                            let arn = live_arn.as_deref();
-                            apply_service(&clients, d, &plan, arn, &ctx, &mut applied).await
+                            apply_service(&clients, d, &plan, live, &ctx, &mut applied).await
                         }
-                        None => prune_service(&clients, &plan, &mut applied).await,
+                        None => {
+                            let daemon = live.is_some_and(|l| l.daemon);
+                            prune_service(&clients, &plan, daemon, &mut applied).await
+                        }
                     };
                     for action in &applied.done {
                         metrics.action(action.as_str(), "ok");

@@ -23,14 +23,23 @@ pub struct Applied {
     pub task_definition_arn: Option<String>,
 }
 
+/// The live service a plan acts on, as far as the applier needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Live<'a> {
+    pub arn: &'a str,
+    /// DAEMON: ECS owns the count, so it is never set, not even to 0.
+    pub daemon: bool,
+}
+
 pub async fn apply_service(
     clients: &Clients,
     desired: &DesiredService,
     plan: &ServicePlan,
-    live_arn: Option<&str>,
+    live: Option<Live<'_>>,
     ctx: &ApplyContext<'_>,
     applied: &mut Applied,
 ) -> Result<(), AwsError> {
+    let live_arn = live.map(|l| l.arn);
     let key = &desired.key;
     let spec = resolve_target_groups(&desired.spec, ctx.target_groups).map_err(|message| {
         AwsError::Call {
@@ -70,7 +79,7 @@ pub async fn apply_service(
                 applied.task_definition_arn = Some(arn);
             }
             Action::CreateService => {
-                let count = spec.desired_count.unwrap_or(1);
+                let count = (!spec.is_daemon()).then(|| spec.desired_count.unwrap_or(1));
                 service_arn = create_service(
                     clients, desired, &spec, ctx, &key.name, count, applied, None,
                 )
@@ -167,7 +176,10 @@ pub async fn apply_service(
                 let keys: Vec<&String> = set.keys().collect();
                 info!(cluster = %key.cluster, service = %key.name, tags = ?keys, "tagged service");
             }
-            Action::PruneService => return prune_service(clients, plan, applied).await,
+            Action::PruneService => {
+                let daemon = live.is_some_and(|l| l.daemon);
+                return prune_service(clients, plan, daemon, applied).await;
+            }
             Action::UntagService { keys } => {
                 let arn = service_arn.clone().unwrap_or_default();
                 clients
@@ -195,7 +207,7 @@ async fn create_service(
     spec: &crate::core::model::ServiceSpec,
     ctx: &ApplyContext<'_>,
     name: &str,
-    desired_count: i32,
+    desired_count: Option<i32>,
     applied: &Applied,
     replacement_of: Option<&str>,
 ) -> Result<Option<String>, AwsError> {
@@ -220,7 +232,7 @@ async fn create_service(
         .cluster(&key.cluster)
         .service_name(name)
         .task_definition(&td)
-        .desired_count(desired_count)
+        .set_desired_count(desired_count)
         .set_launch_type(
             spec.launch_type
                 .as_deref()
@@ -258,23 +270,29 @@ async fn create_service(
         .map(str::to_string))
 }
 
-/// Scale a service to zero, then delete it. Only ever planned for services
-/// whose `ecsync.io/managed-by` tag names this controller (DESIGN §5).
+/// Scale a service to zero (unless it is a daemon), then delete it. Only ever
+/// planned for services whose `ecsync.io/managed-by` tag names this
+/// controller (DESIGN §5).
 pub async fn prune_service(
     clients: &Clients,
     plan: &ServicePlan,
+    daemon: bool,
     applied: &mut Applied,
 ) -> Result<(), AwsError> {
     let key = &plan.key;
-    clients
-        .ecs
-        .update_service()
-        .cluster(&key.cluster)
-        .service(&key.name)
-        .desired_count(0)
-        .send()
-        .await
-        .map_err(|e| call_error("ECS:UpdateService", e))?;
+    // A daemon has no count to lower (ECS refuses desiredCount for it) and
+    // DeleteService drains it as it is.
+    if !daemon {
+        clients
+            .ecs
+            .update_service()
+            .cluster(&key.cluster)
+            .service(&key.name)
+            .desired_count(0)
+            .send()
+            .await
+            .map_err(|e| call_error("ECS:UpdateService", e))?;
+    }
     clients
         .ecs
         .delete_service()
