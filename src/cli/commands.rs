@@ -30,6 +30,9 @@ pub fn validate(args: ValidateArgs) -> Result<u8> {
     for e in &set.errors {
         println!("{e}");
     }
+    for w in &set.warnings {
+        println!("warning: {w}");
+    }
     if !set.errors.is_empty() {
         return Ok(EXIT_ERROR);
     }

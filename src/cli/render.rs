@@ -89,6 +89,9 @@ fn manifest_errors(out: &mut String, set: &ManifestSet) {
     for e in &set.errors {
         let _ = writeln!(out, "! {e}");
     }
+    for w in &set.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
 }
 
 /// EC2 instances pending decommission, skipped or released, and when each acts.

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub const API_VERSION: &str = "ecsync.io/v1alpha1";
@@ -54,6 +55,7 @@ pub struct Metadata {
 pub struct ServiceSpec {
     pub cluster: String,
     pub desired_count: Option<i32>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub launch_type: Option<String>,
     pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
     pub platform_version: Option<String>,
@@ -62,14 +64,20 @@ pub struct ServiceSpec {
     pub load_balancers: Option<Vec<LoadBalancer>>,
     pub deployment_configuration: Option<DeploymentConfiguration>,
     pub health_check_grace_period_seconds: Option<i32>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub scheduling_strategy: Option<String>,
     pub enable_execute_command: Option<bool>,
     #[serde(rename = "enableECSManagedTags")]
     pub enable_ecs_managed_tags: Option<bool>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub propagate_tags: Option<String>,
     pub placement_constraints: Option<Vec<PlacementConstraint>>,
     pub placement_strategy: Option<Vec<PlacementStrategy>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "tags_list_or_map"
+    )]
     pub tags: BTreeMap<String, String>,
     pub migration: Option<Migration>,
 }
@@ -101,6 +109,7 @@ pub struct NetworkConfiguration {
 pub struct AwsVpcConfiguration {
     pub subnets: Vec<String>,
     pub security_groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub assign_public_ip: Option<String>,
 }
 
@@ -108,6 +117,7 @@ pub struct AwsVpcConfiguration {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancer {
     /// A target group name or ARN; the observer resolves names to ARNs.
+    #[serde(alias = "targetGroupArn")]
     pub target_group: String,
     pub container_name: String,
     pub container_port: i32,
@@ -148,21 +158,49 @@ pub struct PlacementStrategy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskDefinition {
+    /// Required; `default` only so that a describe answer's wrapper
+    /// (`{taskDefinition: {...}}`) parses, and validation names it missing.
+    #[serde(default)]
     pub family: String,
     pub task_role_arn: Option<String>,
     pub execution_role_arn: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub network_mode: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub cpu: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub memory: Option<String>,
     pub requires_compatibilities: Option<Vec<String>>,
+    #[serde(default)]
     pub container_definitions: Vec<ContainerDefinition>,
     pub volumes: Option<Vec<Volume>>,
     pub runtime_platform: Option<RuntimePlatform>,
     pub ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub pid_mode: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub ipc_mode: Option<String>,
+    /// Response-only members of a DescribeTaskDefinition answer: accepted so
+    /// a pasted definition loads, never sent, reported as warnings.
+    #[serde(default, skip_serializing)]
+    pub task_definition_arn: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub revision: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub status: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub requires_attributes: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub compatibilities: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub registered_at: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub registered_by: Option<IgnoredAny>,
+    #[serde(default, skip_serializing)]
+    pub deregistered_at: Option<IgnoredAny>,
+    /// The whole describe answer, `{taskDefinition: {...}}`: unwrapped on load.
+    #[serde(default, skip_serializing, rename = "taskDefinition")]
+    pub wrapped: Option<Box<TaskDefinition>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -199,8 +237,10 @@ pub struct ContainerDefinition {
 pub struct PortMapping {
     pub container_port: i32,
     pub host_port: Option<i32>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub protocol: Option<String>,
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_absent")]
     pub app_protocol: Option<String>,
 }
 
@@ -343,6 +383,78 @@ pub struct InstanceSelector {
 pub struct Decommission {
     pub action: Option<String>,
     pub after: String,
+}
+
+impl TaskDefinition {
+    /// Names (as the API spells them) of the response-only members that were
+    /// given, which a register never sends.
+    pub fn response_only_members(&self) -> Vec<&'static str> {
+        [
+            ("taskDefinitionArn", self.task_definition_arn.is_some()),
+            ("revision", self.revision.is_some()),
+            ("status", self.status.is_some()),
+            ("requiresAttributes", self.requires_attributes.is_some()),
+            ("compatibilities", self.compatibilities.is_some()),
+            ("registeredAt", self.registered_at.is_some()),
+            ("registeredBy", self.registered_by.is_some()),
+            ("deregisteredAt", self.deregistered_at.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// A describe answer pasted whole (`{taskDefinition: {...}}`) is the
+    /// definition inside it; the response-only members are forgotten.
+    pub fn unwrapped(mut self) -> TaskDefinition {
+        let inner = match self.wrapped.take() {
+            Some(inner) => *inner,
+            None => self,
+        };
+        TaskDefinition {
+            task_definition_arn: None,
+            revision: None,
+            status: None,
+            requires_attributes: None,
+            compatibilities: None,
+            registered_at: None,
+            registered_by: None,
+            deregistered_at: None,
+            wrapped: None,
+            ..inner
+        }
+    }
+}
+
+/// `""` in an optional enum means absent, as the API treats it (console and
+/// describe output carry such empty strings); `null` is absent anyway.
+fn empty_is_absent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// `tags` as the API writes them, `[{key, value}]`, or as a map `{k: v}`.
+fn tags_list_or_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tag {
+        key: String,
+        #[serde(default)]
+        value: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        Map(BTreeMap<String, String>),
+        List(Vec<Tag>),
+    }
+    Ok(match Option::<Tags>::deserialize(d)? {
+        None => BTreeMap::new(),
+        Some(Tags::Map(m)) => m,
+        Some(Tags::List(l)) => l
+            .into_iter()
+            .map(|t| (t.key, t.value.unwrap_or_default()))
+            .collect(),
+    })
 }
 
 /// ECS takes `cpu: "256"` but people write `cpu: 256`; both mean the same.

@@ -205,6 +205,14 @@ pub async fn run(
                 metrics.git_fetch("ok");
                 match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
                     Ok(set) => {
+                        let new = last_good
+                            .as_ref()
+                            .is_none_or(|(r, _)| *r != snapshot.revision);
+                        if new {
+                            for w in &set.warnings {
+                                warn!(revision = %snapshot.revision, "manifest: {w}");
+                            }
+                        }
                         last_good = Some((snapshot.revision.clone(), set));
                         None
                     }

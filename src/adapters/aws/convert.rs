@@ -55,6 +55,7 @@ pub fn task_definition_from_sdk(td: &ecs::TaskDefinition) -> TaskDefinition {
         }),
         pid_mode: td.pid_mode().map(|p| p.as_str().to_string()),
         ipc_mode: td.ipc_mode().map(|p| p.as_str().to_string()),
+        ..Default::default()
     }
 }
 

@@ -67,6 +67,8 @@ pub struct DesiredService {
 pub struct ManifestSet {
     pub services: Vec<DesiredService>,
     pub errors: Vec<ManifestError>,
+    /// Loaded, but worth a look: response-only members that were dropped.
+    pub warnings: Vec<ManifestError>,
     /// Services named by a document that failed, or declared twice: never touch.
     pub held: BTreeSet<ServiceKey>,
     /// Files with at least one error: live services whose source tag names one of
@@ -94,7 +96,7 @@ pub fn load<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Manifest
     let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
     for (path, text) in files {
         for doc in split_documents(text) {
-            match parse_document(path, &doc) {
+            match parse_document(path, &doc, &mut set.warnings) {
                 Ok(None) => {}
                 Ok(Some(svc)) => {
                     if let Some(other) = first_seen.get(&svc.key) {
@@ -211,7 +213,11 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-fn parse_document(path: &str, doc: &Document) -> Result<Option<DesiredService>, DocFailure> {
+fn parse_document(
+    path: &str,
+    doc: &Document,
+    warnings: &mut Vec<ManifestError>,
+) -> Result<Option<DesiredService>, DocFailure> {
     let offset = doc.first_line - 1;
     let loose_key = || {
         serde_saphyr::from_str_with_options::<LooseManifest>(&doc.text, options())
@@ -223,7 +229,7 @@ fn parse_document(path: &str, doc: &Document) -> Result<Option<DesiredService>, 
                 })
             })
     };
-    let manifest: Manifest = match serde_saphyr::from_str_with_options(&doc.text, options()) {
+    let mut manifest: Manifest = match serde_saphyr::from_str_with_options(&doc.text, options()) {
         Ok(m) => m,
         Err(e) => {
             let (line, column) = e
@@ -241,16 +247,43 @@ fn parse_document(path: &str, doc: &Document) -> Result<Option<DesiredService>, 
             });
         }
     };
+    let locate_in_doc = |field: &FieldPath| {
+        let (line, column) = locate::locate(&doc.text, field).unwrap_or((doc.first_line, 1));
+        (line + offset, column)
+    };
+    // A describe answer pasted in: what only AWS writes is dropped, and said.
+    let td_path = FieldPath::default().key("spec").key("taskDefinition");
+    let td = &manifest.spec.task_definition;
+    let given = td
+        .response_only_members()
+        .into_iter()
+        .map(|m| td_path.key(m))
+        .chain(td.wrapped.iter().flat_map(|inner| {
+            let inner_path = td_path.key("taskDefinition");
+            inner
+                .response_only_members()
+                .into_iter()
+                .map(move |m| inner_path.key(m))
+        }));
+    for field in given {
+        let (line, column) = locate_in_doc(&field);
+        warnings.push(ManifestError {
+            file: path.to_string(),
+            line,
+            column,
+            message: format!("{field}: describe output, not RegisterTaskDefinition input: ignored"),
+        });
+    }
+    manifest.spec.task_definition = std::mem::take(&mut manifest.spec.task_definition).unwrapped();
     let problems = validate::validate(&manifest);
     if !problems.is_empty() {
         let errors = problems
             .into_iter()
             .map(|(field, message)| {
-                let (line, column) =
-                    locate::locate(&doc.text, &field).unwrap_or((doc.first_line, 1));
+                let (line, column) = locate_in_doc(&field);
                 ManifestError {
                     file: path.to_string(),
-                    line: line + offset,
+                    line,
                     column,
                     message: format!("{field}: {message}"),
                 }

@@ -218,6 +218,75 @@ fn daemon_defaults_normalise_as_ecs_fills_them_and_a_count_is_refused() {
 }
 
 #[test]
+fn the_apis_own_spellings_load_as_ecsyncs() {
+    let api = WEB
+        .replace(
+            "  tags: {team: platform}\n",
+            "  tags: [{key: team, value: platform}]\n",
+        )
+        .replace(
+            "    - targetGroup: web-ecs\n",
+            "    - targetGroupArn: web-ecs\n",
+        )
+        .replace(
+            "  launchType: FARGATE\n",
+            "  launchType: FARGATE\n  propagateTags: \"\"\n  healthCheckGracePeriodSeconds: null\n",
+        )
+        .replace(
+            "    networkMode: awsvpc\n",
+            "    networkMode: awsvpc\n    pidMode: \"\"\n",
+        );
+    let (a, b) = (one("a.yaml", WEB), one("b.yaml", &api));
+    assert_eq!(rendered(&b), Vec::<String>::new());
+    assert!(b.warnings.is_empty());
+    assert_eq!(a.services[0].spec, b.services[0].spec);
+    assert_eq!(
+        a.services[0].task_definition_hash,
+        b.services[0].task_definition_hash
+    );
+}
+
+#[test]
+fn a_pasted_describe_answer_loads_with_warnings() {
+    let td = r#"    taskDefinitionArn: arn:aws:ecs:us-east-1:1:task-definition/web:7
+    revision: 7
+    status: ACTIVE
+    compatibilities: [EC2, FARGATE]
+    requiresAttributes: [{name: com.amazonaws.ecs.capability.docker-remote-api.1.18}]
+    registeredAt: "2025-01-02T03:04:05Z"
+    registeredBy: arn:aws:iam::1:user/someone
+"#;
+    let pasted = WEB.replace("    family: web\n", &format!("    family: web\n{td}"));
+    let set = one("p.yaml", &pasted);
+    assert_eq!(rendered(&set), Vec::<String>::new());
+    let plain = one("a.yaml", WEB);
+    assert_eq!(set.services[0].spec, plain.services[0].spec);
+    let warned: Vec<String> = set.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warned.len(), 7, "{warned:?}");
+    assert!(
+        warned[0]
+            .starts_with("p.yaml:13:24: spec.taskDefinition.taskDefinitionArn: describe output"),
+        "{warned:?}"
+    );
+
+    // The whole answer, wrapper and all, as `aws ecs describe-task-definition` prints it.
+    let body = WEB
+        .split("  taskDefinition:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("  networkConfiguration:").next())
+        .expect("the example's task definition");
+    let indented: String = body.lines().map(|l| format!("  {l}\n")).collect();
+    let wrapped = WEB.replace(
+        &format!("  taskDefinition:\n{body}"),
+        &format!("  taskDefinition:\n    taskDefinition:\n{indented}      revision: 3\n"),
+    );
+    let set = one("w.yaml", &wrapped);
+    assert_eq!(rendered(&set), Vec::<String>::new(), "{wrapped}");
+    assert_eq!(set.services[0].spec, plain.services[0].spec);
+    assert_eq!(set.warnings.len(), 1);
+}
+
+#[test]
 fn wrong_api_version_and_kind() {
     let text = WEB
         .replace("ecsync.io/v1alpha1", "v1")
