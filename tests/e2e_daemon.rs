@@ -61,24 +61,33 @@ impl Running {
         Running::start_with(ecsync_with(moto), repo_url, extra)
     }
 
-    fn start_with(mut cmd: Command, repo_url: &str, extra: &[&str]) -> Running {
+    fn start_with(cmd: Command, repo_url: &str, extra: &[&str]) -> Running {
+        Running::start_at(cmd, repo_url, Some("main"), extra)
+    }
+
+    /// `git_ref: None` leaves `--ref` out: the daemon follows the remote's HEAD.
+    fn start_at(
+        mut cmd: Command,
+        repo_url: &str,
+        git_ref: Option<&str>,
+        extra: &[&str],
+    ) -> Running {
         let dirs = tempfile::tempdir().expect("tempdir");
         let secret = dirs.path().join("webhook-secret");
         // A trailing newline, as `echo secret > file` writes it.
         std::fs::write(&secret, format!("{SECRET}\n")).expect("write secret");
         let addr = format!("127.0.0.1:{}", free_port());
-        cmd.args([
-            "run", "--repo", repo_url, "--path", "services", "--ref", "main",
-        ])
-        .args(["--listen", &addr])
-        .arg("--cache-dir")
-        .arg(dirs.path().join("cache"))
-        .arg("--webhook-secret-file")
-        .arg(&secret)
-        .args(extra)
-        .env_remove("ECSYNC_LOG")
-        // Plain text in the captured logs (tracing-subscriber colours even a file).
-        .env("NO_COLOR", "1");
+        cmd.args(["run", "--repo", repo_url, "--path", "services"])
+            .args(git_ref.map(|r| ["--ref", r]).into_iter().flatten())
+            .args(["--listen", &addr])
+            .arg("--cache-dir")
+            .arg(dirs.path().join("cache"))
+            .arg("--webhook-secret-file")
+            .arg(&secret)
+            .args(extra)
+            .env_remove("ECSYNC_LOG")
+            // Plain text in the captured logs (tracing-subscriber colours even a file).
+            .env("NO_COLOR", "1");
         let mut daemon = Daemon::spawn(cmd);
         let up = wait_until(Duration::from_secs(20), || {
             try_http_get(&addr, "/healthz").is_ok() || daemon.try_wait().is_some()
@@ -307,6 +316,47 @@ async fn service_count(moto: &Moto, cluster: &str) -> usize {
 /// Issue 3: a signed push reaches moto within 2 s (and only the webhook can explain it, as
 /// the poll interval is an hour); a forged signature gets 401 and changes nothing; a push
 /// for another branch is ignored.
+/// Issue 12 (2): without `--ref` the daemon follows the remote HEAD's branch, and a push
+/// for any other branch starts nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_ref_only_pushes_for_the_default_branch_start_a_pass() {
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (repo, net) = fleet(&moto).await;
+    let d = Running::start_at(ecsync_with(&moto), &repo.url(), None, &["--interval", "1h"]);
+    let quiet = wait_until(Duration::from_secs(30), || {
+        let s = d.status();
+        let services = s["services"].as_array().cloned().unwrap_or_default();
+        services.len() == 2 && services.iter().all(|v| v["state"] == "Synced")
+    });
+    assert!(quiet, "services never Synced\n{}", d.context());
+    let first = d.pass_id();
+
+    repo.checkout_new_branch("feature");
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "alpha", &net, "nginx:9.99-feature", 2),
+    );
+    repo.commit("feature: not for production");
+    repo.checkout("main");
+    let (code, body) = d.github_push("refs/heads/feature", SECRET);
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("ignored"), "{body}\n{}", d.context());
+    assert!(
+        !d.wait_pass_after(first, Duration::from_secs(2)),
+        "a push for another branch started a pass\n{}",
+        d.context()
+    );
+
+    let (code, body) = d.github_push("refs/heads/main", SECRET);
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("accepted"), "{body}");
+    assert!(
+        d.wait_pass_after(first, Duration::from_secs(10)),
+        "a push for the default branch started no pass\n{}",
+        d.context()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_webhook_deploys_within_two_seconds_forged_and_other_branch_do_nothing() {
     // Rollouts complete, so after creating the services the daemon's 5 s "progressing"

@@ -325,3 +325,39 @@ spec:
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(active_services(&moto, "edge").await, ["keep"], "{r}");
 }
+
+/// Issue 12 (1), as a user met it: a manifest moves into a new file that does not
+/// parse. Its service must not be pruned, though no manifest file names it any more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_moved_into_a_broken_file_is_not_pruned() {
+    let moto = Moto::start();
+    moto.create_cluster("prod").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    repo.write(
+        "services/web.yaml",
+        &service_yaml("web", "prod", &net, "w:1", "a", 1),
+    );
+    repo.write(
+        "services/jobs.yaml",
+        &service_yaml("jobs", "prod", &net, "j:1", "b", 1),
+    );
+    repo.commit("two services");
+    let cache = tempfile::tempdir().unwrap();
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(active_services(&moto, "prod").await, ["jobs", "web"]);
+
+    std::fs::remove_file(repo.path().join("services/jobs.yaml")).unwrap();
+    let broken = service_yaml("jobs", "prod", &net, "j:2", "b", 1).replace("spec:\n", "spec: [\n");
+    repo.write("services/jobs-moved.yaml", &broken);
+    repo.commit("move jobs (and break it)");
+    let r = apply(&moto, &repo, &cache, &["--prune"]);
+    assert_eq!(r.code, 1, "the broken file is an error:\n{r}");
+    assert!(r.stdout.contains("jobs-moved.yaml"), "{r}");
+    assert_eq!(
+        active_services(&moto, "prod").await,
+        ["jobs", "web"],
+        "nothing pruned while a manifest is broken:\n{r}"
+    );
+}

@@ -201,6 +201,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             Some(WebhookConfig {
                 secret,
                 branch: args.source.git_ref.clone(),
+                default_branch: Default::default(),
             })
         }
         None => None,

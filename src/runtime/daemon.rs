@@ -96,6 +96,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let trigger = Arc::new(Notify::new());
     let webhook = cfg.webhook.map(Arc::new);
+    let hook_state = webhook.clone();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -107,7 +108,7 @@ pub async fn run(
         metrics: metrics.clone(),
         status: status.clone(),
         ready: ready.clone(),
-        webhook,
+        webhook: hook_state,
         trigger: trigger.clone(),
     };
     let shutdown = Arc::new(Notify::new());
@@ -203,6 +204,9 @@ pub async fn run(
         let git_error = match fetched {
             Ok(snapshot) => {
                 metrics.git_fetch("ok");
+                if let Some(hook) = webhook.as_ref().filter(|h| h.branch.is_none()) {
+                    watch_default_branch(hook, &source).await;
+                }
                 match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
                     Ok(set) => {
                         let new = last_good
@@ -346,6 +350,22 @@ pub async fn run(
     let _ = tokio::time::timeout(left, server).await;
     info!("stopped");
     Ok(())
+}
+
+/// Without `--ref`, pushes count only for the remote HEAD's branch: learn it
+/// once (asked again after each fetch until known).
+async fn watch_default_branch(hook: &WebhookConfig, source: &GitSource) {
+    if hook.default_branch.get().is_some() {
+        return;
+    }
+    match source.default_branch().await {
+        Ok(Some(branch)) => {
+            info!(%branch, "webhook: watching the remote's default branch");
+            let _ = hook.default_branch.set(branch);
+        }
+        Ok(None) => warn!("webhook: the remote HEAD names no branch; every push starts a pass"),
+        Err(e) => warn!(error = %e, "webhook: could not read the remote's default branch"),
+    }
 }
 
 /// ±10% so that many replicas or controllers do not poll in lockstep.

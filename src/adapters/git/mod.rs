@@ -338,6 +338,18 @@ impl GitSource {
         }
     }
 
+    /// The branch the remote's HEAD points at (`main` for `refs/heads/main`),
+    /// by `git ls-remote --symref`; `Ok(None)` when HEAD is detached or absent.
+    pub async fn default_branch(&self) -> Result<Option<String>, SourceError> {
+        let args = ["ls-remote", "--symref", &self.spec.fetch_url, "HEAD"].map(OsStr::new);
+        let out = self
+            .runner
+            .run(&args, None)
+            .await
+            .map_err(|e| self.local_error("ls-remote", e))?;
+        Ok(symref_branch(&String::from_utf8_lossy(&out)))
+    }
+
     /// Tells "the remote is unreachable" from "our cache is broken" by asking
     /// the remote directly, without touching the cache: matching git's
     /// messages would break with every new transport error text.
@@ -571,6 +583,17 @@ impl GitSource {
             },
         }
     }
+}
+
+/// `ref: refs/heads/main<TAB>HEAD` → `main`.
+fn symref_branch(ls_remote: &str) -> Option<String> {
+    ls_remote.lines().find_map(|l| {
+        let (target, name) = l.strip_prefix("ref: ")?.split_once('\t')?;
+        (name.trim() == "HEAD")
+            .then(|| target.strip_prefix("refs/heads/"))
+            .flatten()
+            .map(str::to_owned)
+    })
 }
 
 #[cfg(test)]

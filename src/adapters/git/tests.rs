@@ -103,3 +103,11 @@ fn error_messages_name_repo_and_file() {
     };
     assert_eq!(e.to_string(), "m/x.yml: not valid UTF-8");
 }
+
+#[test]
+fn the_default_branch_is_read_from_the_symref() {
+    let out = "ref: refs/heads/trunk\tHEAD\n0123456789abcdef0123456789abcdef01234567\tHEAD\n";
+    assert_eq!(symref_branch(out).as_deref(), Some("trunk"));
+    assert_eq!(symref_branch("0123\tHEAD\n"), None);
+    assert_eq!(symref_branch(""), None);
+}

@@ -138,6 +138,13 @@ pub(super) fn plan_orphans(
             }
         } else if ctx.prune.is_none() {
             plan.message = Some("no longer in Git; run with --prune to delete it".into());
+        } else if !set.errors.is_empty() || !set.broken_files.is_empty() {
+            // Its manifest may have moved into the file that does not parse
+            // (DESIGN §5): as Flux and Argo CD, never prune on a failed build.
+            plan.held = Some(
+                "no longer in Git, but not pruned while any manifest has errors (one may declare it)"
+                    .into(),
+            );
         } else if live.protected() {
             plan.held = Some(format!("no longer in Git, but {}=true", tags::PROTECT));
         } else if live.tags.get(tags::PRUNE).map(String::as_str) == Some("disabled") {

@@ -398,6 +398,23 @@ mod prune {
     }
 
     #[test]
+    fn nothing_is_pruned_while_any_manifest_is_broken() {
+        // `a` moved from m/a.yaml (deleted) into m/moved.yaml, which does not parse:
+        // its source tag names no broken file, yet it may still be declared.
+        let set = load([("m/web.yaml", WEB), ("m/moved.yaml", "not: [valid")]);
+        let live = vec![live_in_sync(&set.services[0]), orphan("a", &[])];
+        let out = plans(live, &set, Some(5));
+        assert_eq!(summary(&out), vec!["a [] held=true", "web [] held=false"]);
+        let a = out.iter().find(|p| p.key.name == "a").unwrap();
+        assert!(
+            a.held
+                .as_deref()
+                .unwrap_or_default()
+                .contains("manifest has errors")
+        );
+    }
+
+    #[test]
     fn prune_disabled_annotation_is_recorded_as_a_tag() {
         let text = WEB.replace(
             "metadata: {name: web}",

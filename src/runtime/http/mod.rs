@@ -22,9 +22,12 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
 pub struct WebhookConfig {
     pub secret: Vec<u8>,
-    /// Accept pushes for `refs/heads/<branch>` or `refs/tags/<branch>` (or the full ref itself);
-    /// `None` accepts any ref.
+    /// Accept pushes for `refs/heads/<branch>` or `refs/tags/<branch>` (or the full ref itself):
+    /// `--ref` when given, else the remote's default branch once it is known (until then, any
+    /// ref is accepted: a needless pass costs little).
     pub branch: Option<String>,
+    /// The remote HEAD's branch, resolved by the daemon when `--ref` is omitted.
+    pub default_branch: std::sync::OnceLock<String>,
 }
 
 impl WebhookConfig {
@@ -32,7 +35,8 @@ impl WebhookConfig {
     /// (generic sender, form-encoded body) is accepted: a needless pass costs little, a missed
     /// one delays a deploy until the next poll.
     pub fn wants(&self, git_ref: Option<&str>) -> bool {
-        match (&self.branch, git_ref) {
+        let watched = self.branch.as_ref().or(self.default_branch.get());
+        match (watched, git_ref) {
             (None, _) | (_, None) => true,
             (Some(b), Some(r)) => {
                 r == b
@@ -49,6 +53,7 @@ impl std::fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("secret", &"<redacted>")
             .field("branch", &self.branch)
+            .field("default_branch", &self.default_branch.get())
             .finish()
     }
 }

@@ -27,6 +27,7 @@ fn hooked(branch: Option<&str>) -> HttpState {
     state(Some(WebhookConfig {
         secret: SECRET.to_vec(),
         branch: branch.map(str::to_owned),
+        default_branch: Default::default(),
     }))
 }
 
@@ -290,6 +291,7 @@ fn branch_matching() {
     let cfg = |b: Option<&str>| WebhookConfig {
         secret: SECRET.to_vec(),
         branch: b.map(str::to_owned),
+        default_branch: Default::default(),
     };
     let main = cfg(Some("main"));
     assert!(main.wants(Some("refs/heads/main")));
