@@ -97,9 +97,7 @@ pub async fn phase(p: &Phase<'_>, outcomes: &mut [ServiceOutcome]) {
         let Some(m) = &d.spec.migration else {
             continue;
         };
-        // A held service is not touched at all; a planning error (e.g. the
-        // ECS target group does not exist) already says what is wrong.
-        if o.plan.held.is_some() || o.plan.error.is_some() {
+        if !moves_traffic(o) {
             continue;
         }
         let Some(live) = p
@@ -117,6 +115,13 @@ pub async fn phase(p: &Phase<'_>, outcomes: &mut [ServiceOutcome]) {
         let report = service(p, d, m, live, deploying, read_only).await;
         fold(p.metrics, o, report);
     }
+}
+
+/// Traffic moves only for a service whose own pass went well: not one that
+/// is held, whose plan failed (e.g. its ECS target group does not exist),
+/// whose apply failed this pass, or that is backing off after a failure.
+fn moves_traffic(o: &ServiceOutcome) -> bool {
+    o.plan.held.is_none() && o.plan.error.is_none() && o.error.is_none()
 }
 
 fn fold(metrics: &Metrics, o: &mut ServiceOutcome, report: MigrationReport) {
@@ -364,6 +369,22 @@ mod tests {
             applied,
             error: error.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn failed_or_backing_off_services_move_no_traffic() {
+        assert!(moves_traffic(&outcome(SyncState::Synced)));
+        assert!(!moves_traffic(&outcome(SyncState::Held)));
+        let mut failed = outcome(SyncState::Synced);
+        failed.error = Some("ECS:UpdateService: ServerException".into());
+        assert!(!moves_traffic(&failed), "the apply failed this pass");
+        let mut backing_off = outcome(SyncState::Synced);
+        backing_off.error = Some("backing off for 5s after: AccessDenied".into());
+        backing_off.settle();
+        assert!(!moves_traffic(&backing_off));
+        let mut planning = outcome(SyncState::Synced);
+        planning.plan.error = Some("target group \"web-ecs\" not found".into());
+        assert!(!moves_traffic(&planning));
     }
 
     #[test]

@@ -197,10 +197,18 @@ impl Reconciler {
                 .filter(|o| verdict(o) == Some(Some(true)))
                 .map(|o| o.plan.key.clone())
                 .collect(),
+            // Undecided, or not looked at because the service failed this pass:
+            // its fleet is held as it is, neither released nor moved on.
             migrations_unknown: report
                 .services
                 .iter()
-                .filter(|o| verdict(o) == Some(None))
+                .filter(|o| {
+                    let declared = desired
+                        .get(&o.plan.key)
+                        .is_some_and(|d| d.spec.migration.is_some());
+                    verdict(o) == Some(None)
+                        || (declared && o.migration.is_none() && o.error.is_some())
+                })
                 .map(|o| o.plan.key.clone())
                 .collect(),
         };
