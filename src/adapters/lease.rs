@@ -15,6 +15,8 @@ pub enum LeaseError {
         "lease timings: renew deadline must be shorter than the lease duration, and the retry period shorter than the renew deadline"
     )]
     Timings,
+    #[error("the lease call did not finish within the renew deadline")]
+    Timeout,
     #[error("DynamoDB {operation}: {message}")]
     Call {
         operation: &'static str,

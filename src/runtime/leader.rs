@@ -103,7 +103,18 @@ impl Elector {
         let mut last_renewed: Option<Instant> = None;
         loop {
             let attempt_started = Instant::now();
-            match self.lease.acquire(self.cfg.duration).await {
+            // Every renew is bounded by the renew deadline (as client-go's): a call that
+            // hangs must not keep this replica writable past it while another takes over.
+            let deadline = last_renewed
+                .filter(|_| self.state.is_leader())
+                .map_or(attempt_started + self.cfg.renew_deadline, |t| {
+                    t + self.cfg.renew_deadline
+                });
+            let acquired =
+                tokio::time::timeout_at(deadline.into(), self.lease.acquire(self.cfg.duration))
+                    .await
+                    .unwrap_or(Err(LeaseError::Timeout));
+            match acquired {
                 Ok(Some(token)) => {
                     if !self.state.is_leader() {
                         info!(holder = %self.cfg.holder, token, "acquired the leader lease");
@@ -174,5 +185,114 @@ mod tests {
         let e = Elector::new(client, cfg(15, 10, 2), switch.clone(), false).unwrap();
         assert!(switch.is_on(), "a new replica starts read-only");
         assert!(!e.leadership().is_leader());
+    }
+}
+
+#[cfg(test)]
+mod renew_deadline {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// DynamoDB that grants the lease once, then never answers again: a hung renew.
+    async fn grants_once_then_hangs() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let answered = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let answered = answered.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            continue;
+                        }
+                        buf.drain(..end + 4 + len);
+                        if answered.fetch_add(1, Ordering::SeqCst) > 0 {
+                            // Hung: never answer, never close.
+                            std::future::pending::<()>().await;
+                        }
+                        let body = r#"{"Attributes":{"token":{"N":"1"}}}"#;
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn a_hung_renew_steps_down_at_the_renew_deadline() {
+        let endpoint = grants_once_then_hangs().await;
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKID", "SECRET", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let cfg = LeaseConfig {
+            table: "t".into(),
+            name: "n".into(),
+            holder: "h".into(),
+            duration: Duration::from_millis(1500),
+            renew_deadline: Duration::from_millis(600),
+            retry_period: Duration::from_millis(100),
+        };
+        let switch = ReadOnly::new(false);
+        let elector = Elector::new(client, cfg, switch.clone(), false).expect("timings");
+        let leadership = elector.leadership();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(elector.run(async move {
+            let _ = stop_rx.await;
+        }));
+        let started = Instant::now();
+        while !leadership.is_leader() && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(leadership.is_leader(), "the first renew grants the lease");
+        assert!(!switch.is_on(), "a leader may write");
+        let leading_since = Instant::now();
+        while leadership.is_leader() && leading_since.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let held = leading_since.elapsed();
+        assert!(!leadership.is_leader(), "a hung renew never stepped down");
+        assert!(switch.is_on(), "stepping down fences the clients");
+        assert!(
+            held < Duration::from_millis(1500),
+            "still leading {held:?} after the last renew: past the lease itself"
+        );
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
 }

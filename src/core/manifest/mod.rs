@@ -60,6 +60,9 @@ pub struct DesiredService {
     pub spec: ServiceSpec,
     /// Short hash of the normalised task definition; equal hashes, equal content.
     pub task_definition_hash: String,
+    /// The first load balancer's target group as declared (normalising sorts
+    /// them): the one a migration shifts traffic to.
+    pub migration_target_group: Option<String>,
 }
 
 /// Everything read from one set of files.
@@ -275,7 +278,17 @@ fn parse_document(
         });
     }
     manifest.spec.task_definition = std::mem::take(&mut manifest.spec.task_definition).unwrapped();
-    let problems = validate::validate(&manifest);
+    let mut problems = validate::validate(&manifest);
+    if path.len() > crate::core::tags::MAX_TAG_VALUE {
+        problems.push((
+            FieldPath::default().key("metadata").key("name"),
+            format!(
+                "the file path is {} characters long: the ecsync.io/source tag holds at most {}",
+                path.len(),
+                crate::core::tags::MAX_TAG_VALUE
+            ),
+        ));
+    }
     if !problems.is_empty() {
         let errors = problems
             .into_iter()
@@ -322,6 +335,11 @@ fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
         prune_disabled: annotations.get(ANNOTATION_PRUNE).map(String::as_str) == Some("disabled"),
     };
     let mut spec = manifest.spec;
+    let migration_target_group = spec
+        .load_balancers
+        .as_ref()
+        .and_then(|l| l.first())
+        .map(|lb| lb.target_group.clone());
     normalize::normalize_service(&mut spec);
     let task_definition_hash = task_definition_hash(&spec.task_definition);
     DesiredService {
@@ -333,6 +351,7 @@ fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
         policy,
         spec,
         task_definition_hash,
+        migration_target_group,
     }
 }
 

@@ -287,6 +287,40 @@ fn a_pasted_describe_answer_loads_with_warnings() {
 }
 
 #[test]
+fn the_migration_shifts_to_the_first_load_balancer_as_declared() {
+    let two = WEB.replace(
+        "  loadBalancers:\n",
+        "  loadBalancers:\n    - targetGroup: zz-ecs\n      containerName: web\n      containerPort: 80\n",
+    );
+    let set = one("w.yaml", &two);
+    assert_eq!(rendered(&set), Vec::<String>::new());
+    let d = &set.services[0];
+    assert_eq!(d.migration_target_group.as_deref(), Some("zz-ecs"));
+    let sorted: Vec<&str> = d
+        .spec
+        .load_balancers
+        .iter()
+        .flatten()
+        .map(|l| l.target_group.as_str())
+        .collect();
+    assert_eq!(
+        sorted,
+        ["web-ecs", "zz-ecs"],
+        "normalised order differs from the declared one"
+    );
+}
+
+#[test]
+fn a_path_too_long_for_the_source_tag_is_an_error() {
+    let path = format!("{}/web.yaml", "d".repeat(250));
+    let set = one(&path, WEB);
+    let errors = rendered(&set);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("ecsync.io/source"), "{errors:?}");
+    assert!(set.services.is_empty());
+}
+
+#[test]
 fn wrong_api_version_and_kind() {
     let text = WEB
         .replace("ecsync.io/v1alpha1", "v1")

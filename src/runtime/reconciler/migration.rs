@@ -18,7 +18,7 @@ use crate::adapters::aws::elbv2::{self, ListenerError, Place};
 use crate::adapters::aws::{AwsError, Clients, call_error, convert};
 use crate::core::diff::FieldDiff;
 use crate::core::manifest::DesiredService;
-use crate::core::migration::{self, Decision, Facts, GATE_STEP_INTERVAL, Kind};
+use crate::core::migration::{self, Decision, Facts, Kind};
 use crate::core::model::{Migration, ServiceKey};
 use crate::core::plan::{LiveService, Observed};
 use crate::runtime::metrics::Metrics;
@@ -131,7 +131,8 @@ fn fold(metrics: &Metrics, o: &mut ServiceOutcome, report: MigrationReport) {
             metrics.set_migration_percent(&key.cluster, &key.name, i64::from(pct));
         }
         for g in &d.gates {
-            if !g.passed() && g.name != GATE_STEP_INTERVAL {
+            // Failed, not merely waiting (the step interval, a deployment under way).
+            if g.state == migration::GateState::Fail {
                 metrics.migration_gate_failure(&key.cluster, &key.name, g.name);
             }
         }
@@ -271,11 +272,8 @@ async fn observe(
     let step_interval = humantime::parse_duration(m.step_interval.trim())
         .map_err(|e| MigrateError::Interval(e.to_string()))?;
     let ecs_name = d
-        .spec
-        .load_balancers
-        .as_ref()
-        .and_then(|l| l.first())
-        .map(|lb| lb.target_group.clone())
+        .migration_target_group
+        .clone()
         .ok_or_else(|| MigrateError::NotFound("the service has no loadBalancers".into()))?;
     let ecs_tg = resolved(&ecs_name, &p.observed.target_groups)?;
     let legacy_tg = resolved(&m.from.target_group, &p.observed.target_groups)?;

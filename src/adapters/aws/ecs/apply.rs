@@ -54,13 +54,14 @@ pub async fn apply_service(
     for action in &plan.actions {
         match action {
             Action::RegisterTaskDefinition { family } => {
-                let td_tags = BTreeMap::from([
-                    (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
-                    (
-                        tags::SPEC_HASH.to_string(),
-                        desired.task_definition_hash.clone(),
-                    ),
-                ]);
+                // The service's own tags go on its definitions too (cost allocation
+                // reads them there), with ecsync's bookkeeping.
+                let mut td_tags = spec.tags.clone();
+                td_tags.insert(tags::MANAGED_BY.to_string(), ctx.controller_id.to_string());
+                td_tags.insert(
+                    tags::SPEC_HASH.to_string(),
+                    desired.task_definition_hash.clone(),
+                );
                 let out = convert::register_task_definition(
                     &clients.ecs,
                     &spec.task_definition,

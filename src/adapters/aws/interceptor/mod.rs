@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -187,6 +188,25 @@ impl ApiCallInterceptor {
     pub fn read_only(&self) -> &ReadOnly {
         &self.read_only
     }
+
+    fn refuse_if_read_only(&self, cfg: &ConfigBag) -> Result<(), BoxError> {
+        if !self.read_only.is_on() {
+            return Ok(());
+        }
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(m) => (m.service(), m.name()),
+            // Fail closed: an operation we cannot name might be mutating.
+            None => (UNKNOWN, UNKNOWN),
+        };
+        if is_read_only_operation(operation) {
+            return Ok(());
+        }
+        self.counts.refused.fetch_add(1, Ordering::Relaxed);
+        Err(Box::new(ReadOnlyViolation {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+        }))
+    }
 }
 
 const UNKNOWN: &str = "unknown";
@@ -205,22 +225,18 @@ impl Intercept for ApiCallInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !self.read_only.is_on() {
-            return Ok(());
-        }
-        let (service, operation) = match cfg.load::<Metadata>() {
-            Some(m) => (m.service(), m.name()),
-            // Fail closed: an operation we cannot name might be mutating.
-            None => (UNKNOWN, UNKNOWN),
-        };
-        if is_read_only_operation(operation) {
-            return Ok(());
-        }
-        self.counts.refused.fetch_add(1, Ordering::Relaxed);
-        Err(Box::new(ReadOnlyViolation {
-            service: service.to_owned(),
-            operation: operation.to_owned(),
-        }))
+        self.refuse_if_read_only(cfg)
+    }
+
+    // And again before every attempt: the switch can close between the SDK's retries of
+    // a mutation (a replica fenced mid-call), and no retry may go out after it.
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.refuse_if_read_only(cfg)
     }
 
     // Runs exactly once per attempt that started, whatever its outcome (including connection
