@@ -396,6 +396,53 @@ async fn read_only_refuses_mutating_calls_before_sending() {
     assert_eq!(p.counts.total(), 1);
 }
 
+/// Closes the switch as soon as it hears of an attempt: a replica fenced while
+/// the SDK is between retries of a mutation.
+#[derive(Debug)]
+struct FenceAfterAttempt(ReadOnly);
+
+impl CallObserver for FenceAfterAttempt {
+    fn observe(&self, _service: &str, _operation: &str, _result: CallResult) {
+        self.0.set(true);
+    }
+}
+
+#[tokio::test]
+async fn a_fence_closed_between_retries_stops_the_next_attempt() {
+    let switch = ReadOnly::new(false);
+    let counts = Arc::new(CallCounts::new());
+    let interceptor = ApiCallInterceptor::new(
+        Arc::new(FenceAfterAttempt(switch.clone())),
+        counts.clone(),
+        switch,
+    );
+    // A retryable failure, then what a retry would have been answered.
+    let r = responder(vec![
+        (
+            500,
+            vec![JSON],
+            r#"{"__type":"ServerException","message":"boom"}"#,
+        ),
+        (200, vec![JSON], r#"{"service":{}}"#),
+    ])
+    .await;
+    let err = ecs(&r.endpoint, &interceptor, 3)
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(ReadOnlyViolation::find(&err).is_some(), "{err:?}");
+    assert_eq!(
+        r.seen.lock().unwrap().len(),
+        1,
+        "a retry went out after the fence"
+    );
+    assert_eq!(counts.refused(), 1);
+}
+
 #[tokio::test]
 async fn read_write_mode_sends_and_counts_mutating_calls() {
     let p = probe(false);
