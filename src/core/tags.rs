@@ -21,6 +21,10 @@ pub const MIGRATION_STEP_SINCE: &str = "ecsync.io/migration-step-since";
 /// change starts a new count (DESIGN §5: "holds until the manifest changes").
 pub const MIGRATION_ROLLBACKS: &str = "ecsync.io/migration-rollbacks";
 pub const DECOMMISSION: &str = "ecsync.io/decommission";
+/// On an EC2 instance being decommissioned: the controller id whose clock it
+/// carries. Another controller leaves it alone (one without the tag, written
+/// by an earlier version, counts as every controller's).
+pub const DECOMMISSION_BY: &str = "ecsync.io/decommission-by";
 /// On an EC2 instance being decommissioned: `<cluster>/<service>` whose migration
 /// (or pruning) made it a candidate, so a broken manifest holds exactly its instances.
 pub const DECOMMISSION_FOR: &str = "ecsync.io/decommission-for";

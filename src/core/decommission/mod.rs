@@ -23,9 +23,10 @@
 //!    target group ecsync does not manage, or its registrations cannot be recorded.
 //! 4. Otherwise its clock lives in the `ecsync.io/decommission` tag:
 //!    no tag → `pending@now`, and it is deregistered from every (managed) group;
-//!    `pending@t` → waits for the drain (draining targets, up to the group's
-//!    deregistration delay after `t`) and for `t + after`, then is stopped or
-//!    terminated, at most `max_per_pass` per pass, oldest clock first;
+//!    `pending@t` → waits for the drain (until no target of it is draining any
+//!    more, whatever the group's deregistration delay says) and for `t + after`,
+//!    then is stopped or terminated, at most `max_per_pass` per pass, oldest
+//!    clock first;
 //!    `stopped@t` → done (terminated if the manifest now says `terminate`).
 //! 5. An instance carrying the tag that is no longer a candidate is released:
 //!    re-registered where it was drained from (if it still runs) and untagged.
@@ -130,6 +131,14 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
 
     for inst in instances {
         if inst.gone() {
+            continue;
+        }
+        // Another controller's decommission: not ours to continue nor to release.
+        if inst
+            .tags
+            .get(tags::DECOMMISSION_BY)
+            .is_some_and(|by| *by != fleet.controller_id)
+        {
             continue;
         }
         let clock_tag = inst.tags.get(tags::DECOMMISSION);
@@ -265,6 +274,10 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
                         .format(),
                     ),
                     (tags::DECOMMISSION_FOR.to_string(), c.why.service().into()),
+                    (
+                        tags::DECOMMISSION_BY.to_string(),
+                        fleet.controller_id.clone(),
+                    ),
                 ]);
                 if !left.is_empty() {
                     t.insert(tags::DECOMMISSION_LEFT.to_string(), encoded_left.clone());
@@ -302,9 +315,10 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
         let grace_over = pending_since.checked_add(c.after).unwrap_or(pending_since);
         let acts_at = drained_at.map_or(grace_over, |d| d.max(grace_over));
         plan.acts_at = Some(acts_at);
-        // Drained once nothing is registered any more, or every remaining target
-        // has been draining for its group's whole deregistration delay.
-        let drained = active.is_empty() && drained_at.is_none_or(|d| now >= d);
+        // Drained by the evidence: no registration left at all, not even a draining
+        // one. The deregistration delay only estimates when (an unreadable one is
+        // guessed, and the real one may be up to an hour).
+        let drained = active.is_empty() && !inst.registrations.iter().any(|r| r.draining());
         if !drained {
             plan.state = OrphanState::Draining;
             plan.message = format!(
@@ -432,6 +446,7 @@ fn release(
             tags::DECOMMISSION,
             tags::DECOMMISSION_FOR,
             tags::DECOMMISSION_LEFT,
+            tags::DECOMMISSION_BY,
         ]
         .iter()
         .filter(|k| inst.tags.contains_key(**k))

@@ -246,7 +246,7 @@ fn pending_waits_for_grace_then_stops_and_records() {
 }
 
 #[test]
-fn draining_targets_hold_the_action_until_the_delay_passed() {
+fn draining_targets_hold_the_action_until_the_target_is_gone() {
     let i = registered(
         instance(
             "i-1",
@@ -263,10 +263,49 @@ fn draining_targets_hold_the_action_until_the_delay_passed() {
         p.steps.is_empty(),
         "a draining target is not deregistered twice"
     );
-    assert_eq!(p.acts_at, Some(t(1030)));
-    f.now = t(1030);
+    assert_eq!(
+        p.acts_at,
+        Some(t(1030)),
+        "the delay is the earliest estimate"
+    );
+    // Past the delay but still draining (connections still open, or the delay could
+    // not be read and is longer): drained is what ELBv2 reports, not the clock.
+    f.now = t(5000);
+    let p = plan_decommission(&f).remove(0);
+    assert_eq!(p.state, OrphanState::Draining);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    // The target is gone from the group: drained.
+    f.instances[0].registrations.clear();
     let p = plan_decommission(&f).remove(0);
     assert_eq!(step_names(&p), ["stop", "tag"]);
+}
+
+#[test]
+fn another_controllers_decommission_is_left_alone() {
+    // Tagged by controller "other": neither continued nor released by this one.
+    let theirs = instance(
+        "i-1",
+        &[
+            ("app", "web"),
+            (tags::DECOMMISSION, &pending(t(0))),
+            (tags::DECOMMISSION_BY, "other"),
+        ],
+    );
+    let ours = instance("i-2", &[("app", "web")]);
+    let plans = plan_decommission(&fleet(t(5000), vec![], vec![theirs, ours]));
+    assert!(plans.is_empty(), "{plans:#?}");
+    // What this controller tags, it signs.
+    let mine = instance("i-3", &[("app", "web")]);
+    let p = plan_decommission(&fleet(
+        t(0),
+        vec![migration("web", "web", true)],
+        vec![mine],
+    ))
+    .remove(0);
+    let Step::Tag { tags: written } = &p.steps[0] else {
+        panic!("{:?}", p.steps)
+    };
+    assert_eq!(written[tags::DECOMMISSION_BY], "ecsync");
 }
 
 #[test]
