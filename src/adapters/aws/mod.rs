@@ -78,13 +78,24 @@ pub enum AwsError {
     },
     #[error(transparent)]
     Input(#[from] convert::InputError),
+    /// Part of an observation could not be made: the pass must not act as if it
+    /// had seen everything.
+    #[error("incomplete observation: {0}")]
+    Incomplete(String),
+}
+
+impl AwsError {
+    /// A read that ran on a task and did not come back (it panicked or was cancelled).
+    pub fn lost(what: &str, e: tokio::task::JoinError) -> Self {
+        AwsError::Incomplete(format!("{what}: {e}"))
+    }
 }
 
 impl AwsError {
     pub fn code(&self) -> Option<&str> {
         match self {
             AwsError::Call { code, .. } => code.as_deref(),
-            AwsError::Input(_) => None,
+            AwsError::Input(_) | AwsError::Incomplete(_) => None,
         }
     }
 }

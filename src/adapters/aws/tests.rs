@@ -304,3 +304,67 @@ async fn a_daemon_is_pruned_without_scaling_to_zero() {
         .expect_err("replicas are scaled to 0 first");
     assert_eq!(err.code(), Some("InvalidParameterException"));
 }
+
+/// ECS answers a listed service with a failure: the observation says it could
+/// not see everything instead of going on as if the service did not exist.
+#[tokio::test]
+async fn a_service_ecs_would_not_describe_fails_the_observation() {
+    let observe_with = |reason: &'static str| {
+        let clusters = mock!(aws_sdk_ecs::Client::describe_clusters).then_output(|| {
+            aws_sdk_ecs::operation::describe_clusters::DescribeClustersOutput::builder()
+                .clusters(
+                    ecs::Cluster::builder()
+                        .cluster_name("prod")
+                        .status("ACTIVE")
+                        .build(),
+                )
+                .build()
+        });
+        let list = mock!(aws_sdk_ecs::Client::list_services).then_output(|| {
+            aws_sdk_ecs::operation::list_services::ListServicesOutput::builder()
+                .service_arns("arn:aws:ecs:us-east-1:1:service/prod/web")
+                .service_arns("arn:aws:ecs:us-east-1:1:service/prod/api")
+                .build()
+        });
+        let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(move || {
+            aws_sdk_ecs::operation::describe_services::DescribeServicesOutput::builder()
+                .services(
+                    ecs::Service::builder()
+                        .service_name("web")
+                        .service_arn("arn:aws:ecs:us-east-1:1:service/prod/web")
+                        .status("ACTIVE")
+                        .build(),
+                )
+                .failures(
+                    ecs::Failure::builder()
+                        .arn("arn:aws:ecs:us-east-1:1:service/prod/api")
+                        .reason(reason)
+                        .build(),
+                )
+                .build()
+        });
+        async move {
+            let clients = mocked(&[&clusters, &list, &describe]);
+            let scope = Scope {
+                clusters: ["prod".to_string()].into(),
+                all_clusters: false,
+                desired: &[],
+            };
+            observe(&clients, &scope, &TaskDefinitionCache::default()).await
+        }
+    };
+    let seen = observe_with("MISSING")
+        .await
+        .expect("a service deleted since the listing is simply gone");
+    assert_eq!(seen.services.len(), 1);
+    let err = observe_with("ACCESS_DENIED")
+        .await
+        .expect_err("a service that could not be seen fails the observation");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("incomplete observation:")
+            && msg.contains("prod/api")
+            && msg.contains("ACCESS_DENIED"),
+        "{msg}"
+    );
+}

@@ -66,10 +66,15 @@ pub async fn import(
                 .send()
                 .await
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
+            // A manifest without its definition would be no adoption at all.
             let td = out
                 .task_definition()
                 .map(shape::read_task_definition)
-                .unwrap_or_default();
+                .ok_or_else(|| {
+                    AwsError::Incomplete(format!(
+                        "DescribeTaskDefinition answered {td_arn} without a definition"
+                    ))
+                })?;
             definitions.insert(td_arn.clone(), td);
         }
         let (td, unmanaged) = definitions.get(&td_arn).cloned().unwrap_or_default();

@@ -95,9 +95,7 @@ pub async fn observe(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok((cluster, result)) = joined else {
-            continue;
-        };
+        let (cluster, result) = joined.map_err(|e| AwsError::lost("reading a cluster", e))?;
         for svc in result? {
             let live = live_service(&svc, &cluster, cache);
             observed.services.insert(live.key.clone(), live);
@@ -156,9 +154,21 @@ async fn cluster_services(
     reads: &Arc<tokio::sync::Semaphore>,
 ) -> Result<Vec<ecs::Service>, AwsError> {
     let arns = services::list(clients, cluster, reads).await?;
-    Ok(services::describe(clients, cluster, &arns, reads)
-        .await?
-        .services)
+    let described = services::describe(clients, cluster, &arns, reads).await?;
+    // MISSING: deleted between ListServices and DescribeServices, so absent.
+    // Anything else means a service was listed and could not be seen.
+    if let Some(f) = described
+        .failures
+        .iter()
+        .find(|f| f.reason() != Some("MISSING"))
+    {
+        return Err(AwsError::Incomplete(format!(
+            "DescribeServices in {cluster}: {} {}",
+            f.arn().unwrap_or_default(),
+            f.reason().unwrap_or("failed")
+        )));
+    }
+    Ok(described.services)
 }
 
 fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) -> LiveService {
@@ -245,13 +255,15 @@ async fn describe_unknown_task_definitions(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok(result) = joined else { continue };
-        let (arn, td) = result?;
-        if let Some((mut td, unmanaged)) = td {
-            normalize::normalize_task_definition(&mut td);
-            let hash = task_definition_hash(&td);
-            cache.put(arn, td, hash, unmanaged);
-        }
+        let (arn, td) = joined.map_err(|e| AwsError::lost("describing a task definition", e))??;
+        let Some((mut td, unmanaged)) = td else {
+            return Err(AwsError::Incomplete(format!(
+                "DescribeTaskDefinition answered {arn} without a definition"
+            )));
+        };
+        normalize::normalize_task_definition(&mut td);
+        let hash = task_definition_hash(&td);
+        cache.put(arn, td, hash, unmanaged);
     }
     for live in observed.services.values_mut() {
         if let Some(known) = cache.get(&live.task_definition_arn) {

@@ -76,9 +76,7 @@ pub async fn describe(
     }
     let mut answers = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(answer) = joined {
-            answers.push(answer?);
-        }
+        answers.push(joined.map_err(|e| AwsError::lost("DescribeServices", e))??);
     }
     answers.sort_by_key(|(i, _)| *i);
     let mut described = Described::default();
