@@ -278,7 +278,8 @@ pub fn decide(f: &Facts) -> Decision {
                 f.percent,
                 describe_stage(steps, stage + 1)
             );
-        } else {
+        } else if f.percent > expected {
+            // More on ECS than recorded: back to the recorded step, the safer side.
             d.kind = Kind::Correct;
             d.percent = expected;
             d.set_percent = Some(expected);
@@ -287,6 +288,34 @@ pub fn decide(f: &Facts) -> Decision {
                 f.percent,
                 describe_stage(steps, stage)
             );
+        } else {
+            // Less on ECS than recorded: an operator's emergency shift back, or a
+            // rollback whose tag write was lost. Never forward again from here:
+            // record the step the listener is at (or the nearest below it), as a
+            // rollback, its clock starting now.
+            let to = (0..stage)
+                .rev()
+                .find(|k| stage_percent(steps, *k) <= f.percent)
+                .unwrap_or(0);
+            let pct = stage_percent(steps, to);
+            d.kind = Kind::Rollback;
+            d.stage = to;
+            d.percent = pct;
+            d.set_percent = (f.percent != pct).then_some(pct);
+            d.rollbacks = rollbacks.saturating_add(1);
+            d.tags = tags::migration_step_tags(to, f.now);
+            d.tags.insert(
+                tags::MIGRATION_ROLLBACKS.to_string(),
+                tags::migration_rollbacks_value(d.rollbacks, f.fingerprint),
+            );
+            d.degraded = true;
+            d.reason = format!(
+                "listener weights send {}% to ECS, less than the recorded {}: moved back outside ecsync (or a rollback whose record was lost); recording {}, not moving forward",
+                f.percent,
+                describe_stage(steps, stage),
+                describe_stage(steps, to)
+            );
+            return d;
         }
         d.degraded = ecs_failing && rollbacks > 0;
         return d;

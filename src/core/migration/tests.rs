@@ -202,8 +202,40 @@ fn weights_of_the_next_step_without_its_tag_are_adopted_not_redone() {
 }
 
 #[test]
+fn weights_moved_back_outside_ecsync_are_recorded_never_pushed_forward() {
+    // (recorded stage, live percent) → (stage recorded now, weights to set)
+    for (stage, live, to, set) in [
+        (2, 10, 1, None),
+        (3, 0, 0, None),
+        (2, 0, 0, None),
+        (3, 30, 1, Some(10)),
+    ] {
+        let d = Case::new(at(stage, Some(0)), live).decide();
+        assert_eq!(
+            d.kind,
+            Kind::Rollback,
+            "stage {stage} live {live}: {}",
+            d.reason
+        );
+        assert_eq!((d.stage, d.set_percent), (to, set), "{}", d.reason);
+        assert!(d.set_percent.is_none_or(|p| p <= live), "never forward");
+        assert_eq!(d.rollbacks, 1, "counted");
+        assert!(d.degraded);
+        assert_eq!(
+            d.tags.get(tags::MIGRATION_STEP).map(String::as_str),
+            Some(to.to_string().as_str())
+        );
+        assert!(
+            d.reason.contains("moved back outside ecsync"),
+            "{}",
+            d.reason
+        );
+    }
+}
+
+#[test]
 fn hand_edited_weights_are_corrected_to_the_recorded_step() {
-    for (stage, live) in [(1, 30), (1, 100), (2, 10), (0, 50), (3, 0), (2, 0)] {
+    for (stage, live) in [(1, 30), (1, 100), (0, 50), (2, 60)] {
         let d = Case::new(at(stage, Some(0)), live).decide();
         assert_eq!(
             d.kind,
