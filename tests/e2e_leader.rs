@@ -172,6 +172,14 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(created, "the leader must have created the service");
+    // The leader shows its fencing token once it has finished a pass as leader.
+    let token_shown = wait_until(Duration::from_secs(10), || {
+        try_http_get(&leader_addr, "/status")
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .is_some_and(|v| v["leaseToken"].as_u64().is_some_and(|t| t >= 1))
+    });
+    assert!(token_shown, "no fencing token in the leader's /status");
     assert!(
         wait_until(Duration::from_secs(20), || passes(&leader_addr) >= 1),
         "the leader counts no pass:\n{}\n{}",

@@ -20,7 +20,7 @@ use crate::runtime::http::{self, HttpState, WebhookConfig};
 use crate::runtime::leader::{Elector, LeaseConfig, LeaseError};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconciler::{PassReport, Reconciler};
-use crate::runtime::status::{self, PassSummary, SharedStatus, StatusSnapshot};
+use crate::runtime::status::{self, PassSummary, Role, SharedStatus, StatusSnapshot};
 
 /// Everything `ecsync run` is told.
 pub struct DaemonConfig {
@@ -88,11 +88,13 @@ pub async fn run(
     sdk: aws_config::SdkConfig,
 ) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new());
-    let status: SharedStatus = status::shared(StatusSnapshot::new(cfg.mode));
-    if cfg.leader.is_some() {
-        // Nobody leads until the lease says so.
-        status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
-    }
+    // Under leader election nobody leads until the lease says so.
+    let initial_role = if cfg.leader.is_some() {
+        Role::Follower
+    } else {
+        Role::Standalone
+    };
+    let status: SharedStatus = status::shared(StatusSnapshot::new(cfg.mode, initial_role));
     let ready = Arc::new(AtomicBool::new(false));
     let trigger = Arc::new(Notify::new());
     let webhook = cfg.webhook.map(Arc::new);
@@ -188,7 +190,7 @@ pub async fn run(
             // Followers serve HTTP and wait; only the lease holder reads Git
             // and acts. Checked again every retry period to take over fast.
             ready.store(true, Ordering::SeqCst);
-            status.write().unwrap_or_else(|e| e.into_inner()).role = "follower".into();
+            status.write().unwrap_or_else(|e| e.into_inner()).role = Role::Follower;
             let wait = retry_period.unwrap_or(Duration::from_secs(1));
             let _ = unless_stopped(&stop, tokio::time::sleep(wait)).await;
             continue;
@@ -313,6 +315,10 @@ pub async fn run(
                     result: result.to_string(),
                 },
                 cfg.mode,
+                match &leadership {
+                    Some(l) => (Role::Leader, Some(l.token())),
+                    None => (Role::Standalone, None),
+                },
             );
             let mut current = status.write().unwrap_or_else(|e| e.into_inner());
             let mut snapshot = snapshot;

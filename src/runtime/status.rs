@@ -82,13 +82,26 @@ pub struct InstanceStatus {
     pub last_error: Option<String>,
 }
 
+/// This replica's part: alone, or the leader or a follower under leader election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// No leader election: the only replica.
+    Standalone,
+    Leader,
+    Follower,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
     pub revision: Option<String>,
     pub git_error: Option<String>,
     pub mode: String,
-    pub role: String,
+    pub role: Role,
+    /// The fencing token of the lease this replica leads with (leader election only).
+    #[serde(default)]
+    pub lease_token: Option<u64>,
     pub last_pass: Option<PassSummary>,
     pub services: Vec<ServiceStatus>,
     /// EC2 instances ecsync is decommissioning or has decided to leave alone.
@@ -98,12 +111,13 @@ pub struct StatusSnapshot {
 
 impl StatusSnapshot {
     /// The snapshot before the first pass: nothing known yet.
-    pub fn new(mode: Mode) -> Self {
+    pub fn new(mode: Mode, role: Role) -> Self {
         StatusSnapshot {
             revision: None,
             git_error: None,
             mode: mode.as_str().to_owned(),
-            role: "leader".to_owned(),
+            role,
+            lease_token: None,
             last_pass: None,
             services: Vec::new(),
             decommission: Vec::new(),
@@ -127,8 +141,10 @@ pub fn snapshot(
     git_error: Option<String>,
     last_pass: PassSummary,
     mode: Mode,
+    (role, lease_token): (Role, Option<u64>),
 ) -> StatusSnapshot {
-    let mut snapshot = StatusSnapshot::new(mode);
+    let mut snapshot = StatusSnapshot::new(mode, role);
+    snapshot.lease_token = lease_token;
     snapshot.revision = Some(report.revision.clone());
     snapshot.git_error = git_error.or_else(|| {
         (!set.errors.is_empty()).then(|| {
@@ -248,7 +264,8 @@ mod tests {
             revision: Some("0123abc".into()),
             git_error: None,
             mode: "auto".into(),
-            role: "leader".into(),
+            role: Role::Leader,
+            lease_token: Some(3),
             last_pass: Some(PassSummary {
                 pass_id: 7,
                 started_at: "2025-01-02T03:04:05Z".into(),
@@ -306,6 +323,7 @@ mod tests {
                 "gitError": null,
                 "mode": "auto",
                 "role": "leader",
+                "leaseToken": 3,
                 "lastPass": {"passId": 7, "startedAt": "2025-01-02T03:04:05Z", "durationMs": 1500, "result": "ok"},
                 "services": [{
                     "cluster": "prod",

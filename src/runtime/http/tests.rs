@@ -9,14 +9,14 @@ use sha2::Sha256;
 use tower::ServiceExt;
 
 use crate::core::state::{Mode, SyncState};
-use crate::runtime::status::{ServiceStatus, StatusSnapshot};
+use crate::runtime::status::{Role, ServiceStatus, StatusSnapshot};
 
 const SECRET: &[u8] = b"hook-secret";
 
 fn state(webhook: Option<WebhookConfig>) -> HttpState {
     HttpState {
         metrics: Arc::new(Metrics::new()),
-        status: crate::runtime::status::shared(StatusSnapshot::new(Mode::Auto)),
+        status: crate::runtime::status::shared(StatusSnapshot::new(Mode::Auto, Role::Standalone)),
         ready: Arc::new(AtomicBool::new(false)),
         webhook: webhook.map(Arc::new),
         trigger: Arc::new(tokio::sync::Notify::new()),
@@ -118,7 +118,7 @@ async fn status_serves_the_current_snapshot() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["revision"], "abc123");
     assert_eq!(v["mode"], "auto");
-    assert_eq!(v["role"], "leader");
+    assert_eq!(v["role"], "standalone", "no leader election, so no leader");
     assert_eq!(v["lastPass"], serde_json::Value::Null);
     assert_eq!(v["services"][0]["state"], "Held");
     assert_eq!(
