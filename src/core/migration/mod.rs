@@ -207,6 +207,23 @@ fn describe_stage(steps: &[u8], stage: usize) -> String {
     }
 }
 
+/// Make `d` a rollback to stage `to`: the weights there (unless already), its
+/// step recorded with the clock starting now, and one more rollback counted.
+fn roll_back(d: &mut Decision, f: &Facts, to: usize, rollbacks: u32) {
+    let pct = stage_percent(&f.migration.steps, to);
+    d.kind = Kind::Rollback;
+    d.stage = to;
+    d.percent = pct;
+    d.set_percent = (f.percent != pct).then_some(pct);
+    d.rollbacks = rollbacks.saturating_add(1);
+    d.tags = tags::migration_step_tags(to, f.now);
+    d.tags.insert(
+        tags::MIGRATION_ROLLBACKS.to_string(),
+        tags::migration_rollbacks_value(d.rollbacks, f.fingerprint),
+    );
+    d.degraded = true;
+}
+
 /// The one thing this pass should do about the migration.
 pub fn decide(f: &Facts) -> Decision {
     let steps = &f.migration.steps;
@@ -247,18 +264,7 @@ pub fn decide(f: &Facts) -> Decision {
     }
     if ecs_failing && stage > 0 {
         let to = stage - 1;
-        let pct = stage_percent(steps, to);
-        d.kind = Kind::Rollback;
-        d.stage = to;
-        d.percent = pct;
-        d.set_percent = (f.percent != pct).then_some(pct);
-        d.rollbacks = rollbacks.saturating_add(1);
-        d.tags = tags::migration_step_tags(to, f.now);
-        d.tags.insert(
-            tags::MIGRATION_ROLLBACKS.to_string(),
-            tags::migration_rollbacks_value(d.rollbacks, f.fingerprint),
-        );
-        d.degraded = true;
+        roll_back(&mut d, f, to, rollbacks);
         d.reason = format!(
             "rolling back from {} to {}: {}",
             describe_stage(steps, stage),
@@ -297,18 +303,7 @@ pub fn decide(f: &Facts) -> Decision {
                 .rev()
                 .find(|k| stage_percent(steps, *k) <= f.percent)
                 .unwrap_or(0);
-            let pct = stage_percent(steps, to);
-            d.kind = Kind::Rollback;
-            d.stage = to;
-            d.percent = pct;
-            d.set_percent = (f.percent != pct).then_some(pct);
-            d.rollbacks = rollbacks.saturating_add(1);
-            d.tags = tags::migration_step_tags(to, f.now);
-            d.tags.insert(
-                tags::MIGRATION_ROLLBACKS.to_string(),
-                tags::migration_rollbacks_value(d.rollbacks, f.fingerprint),
-            );
-            d.degraded = true;
+            roll_back(&mut d, f, to, rollbacks);
             d.reason = format!(
                 "listener weights send {}% to ECS, less than the recorded {}: moved back outside ecsync (or a rollback whose record was lost); recording {}, not moving forward",
                 f.percent,
