@@ -96,12 +96,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
-    let env_or = |name: &str, real: usize, smoke: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if benching { real } else { smoke })
-    };
+    let env_or =
+        |name: &str, real: usize, smoke: usize| common::bench_param(name, benching, real, smoke);
     let n = env_or("ECSYNC_BENCH_N", 200, 6);
     let pushes = env_or("ECSYNC_BENCH_PUSHES", 20, 3);
 

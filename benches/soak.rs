@@ -49,12 +49,8 @@ fn rss_kib(pid: u32) -> u64 {
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
-    let env_or = |name: &str, real: f64, smoke: f64| -> f64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if benching { real } else { smoke })
-    };
+    let env_or =
+        |name: &str, real: f64, smoke: f64| common::bench_param(name, benching, real, smoke);
     let n = env_or("ECSYNC_BENCH_N", 1000.0, 8.0) as usize;
     let passes = env_or("ECSYNC_BENCH_PASSES", 2000.0, 6.0) as u64;
     let fault_rate = env_or("ECSYNC_BENCH_FAULTS", 0.05, 0.05);

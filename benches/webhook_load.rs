@@ -107,12 +107,8 @@ fn time_status(addr: &str) -> f64 {
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
-    let env_or = |name: &str, real: usize, smoke: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if benching { real } else { smoke })
-    };
+    let env_or =
+        |name: &str, real: usize, smoke: usize| common::bench_param(name, benching, real, smoke);
     let requests = env_or("ECSYNC_BENCH_REQUESTS", 2000, 120);
     let senders = env_or("ECSYNC_BENCH_SENDERS", 32, 4);
     let n = env_or("ECSYNC_BENCH_N", 20, 3);

@@ -23,6 +23,15 @@ mod process;
 
 use std::time::{Duration, Instant};
 
+/// A bench's size: `$name` if set, else `real` when run with `--bench`, else the smoke-test
+/// `smoke` (as under `cargo test --all-targets`).
+pub fn bench_param<T: std::str::FromStr>(name: &str, benching: bool, real: T, smoke: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { real } else { smoke })
+}
+
 pub use faultproxy::{Fault, FaultConfig, FaultProxy};
 pub use fixtures::{Run, ecsync_in, run, service_yaml};
 pub use git::GitRepo;
