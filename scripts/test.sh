@@ -10,6 +10,9 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/ecsync/venv"
+# The AWS model ecsync's manifest types are generated from (scripts/gen-ecs-model.py);
+# tests/api_model.rs walks it. Bump it, regenerate, and read what the test says is new.
+BOTOCORE_VERSION=1.44.8
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -39,19 +42,20 @@ ensure_moto() {
   if [[ -x "$VENV/bin/moto_server" ]]; then
     PATH="$VENV/bin:$PATH"
   fi
-  if command -v moto_server >/dev/null 2>&1 && python3 -c 'import boto3' 2>/dev/null; then
+  if command -v moto_server >/dev/null 2>&1 &&
+    [[ "$(python3 -c 'import boto3, botocore; print(botocore.__version__)' 2>/dev/null)" == "$BOTOCORE_VERSION" ]]; then
     return
   fi
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip python3-venv
-  say "installing moto: pip install 'moto[server]'"
-  if ! python3 -m pip install --quiet 'moto[server]'; then
+  say "installing moto: pip install 'moto[server]' botocore==$BOTOCORE_VERSION"
+  if ! python3 -m pip install --quiet 'moto[server]' "botocore==$BOTOCORE_VERSION"; then
     # No pip, or a system python that refuses pip installs (PEP 668): use a private virtualenv.
     say "falling back to a virtualenv in $VENV"
     python3 -m venv "$VENV" 2>/dev/null || {
       apt_install python3-venv
       python3 -m venv "$VENV"
     }
-    "$VENV/bin/python" -m pip install --quiet 'moto[server]'
+    "$VENV/bin/python" -m pip install --quiet 'moto[server]' "botocore==$BOTOCORE_VERSION"
     PATH="$VENV/bin:$PATH"
   fi
   hash -r

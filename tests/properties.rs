@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ecsync::core::diff::{diff_values, to_clean_value};
 use ecsync::core::manifest;
 use ecsync::core::model::{
+    tag_list,
     AwsVpcConfiguration, ContainerDefinition, HealthCheck, KeyValuePair, NetworkConfiguration,
     PortMapping, Secret, ServiceSpec, TaskDefinition,
 };
@@ -42,25 +43,27 @@ fn container() -> impl Strategy<Value = ContainerDefinition> {
     )
         .prop_map(|(name, image, cpu, essential, ports, env, secrets, hc)| {
             ContainerDefinition {
-                name,
-                image,
+                name: Some(name),
+                image: Some(image),
                 cpu,
                 essential,
                 port_mappings: Some(
                     ports
                         .into_iter()
                         .map(|(container_port, host_port, protocol)| PortMapping {
-                            container_port,
+                            container_port: Some(container_port),
                             host_port,
                             protocol,
-                            name: None,
-                            app_protocol: None,
+                            ..Default::default()
                         })
                         .collect(),
                 ),
                 environment: Some(
                     env.into_iter()
-                        .map(|(name, value)| KeyValuePair { name, value })
+                        .map(|(name, value)| KeyValuePair {
+                            name: Some(name),
+                            value,
+                        })
                         .rev()
                         .collect(),
                 ),
@@ -122,7 +125,7 @@ fn service() -> impl Strategy<Value = ServiceSpec> {
                             assign_public_ip: None,
                         }),
                     }),
-                    tags: tags.into_iter().collect::<BTreeMap<_, _>>(),
+                    tags: Some(tag_list(&tags.into_iter().collect::<BTreeMap<_, _>>())),
                     ..Default::default()
                 }
             },

@@ -31,6 +31,12 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
+/// The form two values are compared (and hashed) in: no nulls, and an empty
+/// list or object is no value, since ECS echoes many unset members as `[]`/`{}`.
+pub fn to_comparable<T: Serialize>(v: &T) -> Value {
+    without_empties(&to_clean_value(v))
+}
+
 /// Paths where `live` holds something that `kept` would not write back: what
 /// replacing `live` with `kept` drops or changes. A `false` or `0` that only
 /// the live side has is ECS echoing its default, not a setting.

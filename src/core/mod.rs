@@ -2,6 +2,7 @@
 //! imports tokio or an AWS SDK crate, or reads a clock; callers pass `now`.
 
 pub mod decommission;
+pub mod api;
 pub mod diff;
 pub mod manifest;
 pub mod migration;

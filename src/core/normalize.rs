@@ -4,9 +4,11 @@
 //!
 //! `normalize` must be idempotent and applied to both sides before any diff.
 
+use serde::Serialize;
+
 use crate::core::model::{
     AwsVpcConfiguration, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    HealthCheck, NetworkConfiguration, ServiceSpec, TaskDefinition,
+    DeploymentController, HealthCheck, LoadBalancer, NetworkConfiguration, ServiceSpec, Tag, TaskDefinition,
 };
 
 /// Tag prefixes that belong to ecsync or AWS, never to the manifest's `tags`.
@@ -51,6 +53,36 @@ fn none_if_empty<T>(v: Option<Vec<T>>) -> Option<Vec<T>> {
     v.filter(|v| !v.is_empty())
 }
 
+/// Lists ECS treats as sets: put in one order, by their canonical JSON, so
+/// any order written compares equal. (Generated types carry floats, so no `Ord`.)
+fn sort_set<T: Serialize>(v: &mut Option<Vec<T>>) {
+    if let Some(items) = v {
+        let mut keyed: Vec<(String, T)> = items
+            .drain(..)
+            .map(|x| (serde_json::to_string(&x).unwrap_or_default(), x))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.dedup_by(|a, b| a.0 == b.0);
+        items.extend(keyed.into_iter().map(|(_, x)| x));
+    }
+    *v = none_if_empty(v.take());
+}
+
+fn none_if<T: PartialEq>(v: &mut Option<T>, default: T) {
+    if v.as_ref() == Some(&default) {
+        *v = None;
+    }
+}
+
+/// Tags that are the manifest's: ecsync's and AWS's own left out, in key order.
+fn normalize_tags(tags: &mut Option<Vec<Tag>>) {
+    if let Some(t) = tags {
+        t.retain(|t| t.key.as_deref().is_some_and(|k| !is_reserved_tag(k)));
+        t.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    *tags = none_if_empty(tags.take());
+}
+
 pub fn normalize_service(spec: &mut ServiceSpec) {
     normalize_task_definition(&mut spec.task_definition);
 
@@ -59,22 +91,21 @@ pub fn normalize_service(spec: &mut ServiceSpec) {
     }
     if let Some(cps) = &mut spec.capacity_provider_strategy {
         for item in cps.iter_mut() {
-            if item.weight == Some(0) {
-                item.weight = None;
-            }
-            if item.base == Some(0) {
-                item.base = None;
-            }
+            none_if(&mut item.weight, 0);
+            none_if(&mut item.base, 0);
         }
-        cps.sort();
     }
-    spec.capacity_provider_strategy = none_if_empty(spec.capacity_provider_strategy.take());
+    sort_set(&mut spec.capacity_provider_strategy);
     if spec.launch_type.as_deref() == Some("FARGATE") && spec.platform_version.is_none() {
         spec.platform_version = Some("LATEST".into());
     }
     if spec.scheduling_strategy.is_none() {
         spec.scheduling_strategy = Some("REPLICA".into());
     }
+    spec.deployment_controller
+        .get_or_insert_with(|| DeploymentController {
+            r#type: "ECS".into(),
+        });
 
     if let Some(NetworkConfiguration {
         awsvpc_configuration: Some(vpc),
@@ -85,10 +116,10 @@ pub fn normalize_service(spec: &mut ServiceSpec) {
         spec.network_configuration = None;
     }
 
-    if let Some(lbs) = &mut spec.load_balancers {
-        lbs.sort();
-    }
-    spec.load_balancers = none_if_empty(spec.load_balancers.take());
+    normalize_load_balancers(&mut spec.load_balancers);
+    sort_set(&mut spec.service_registries);
+    sort_set(&mut spec.vpc_lattice_configurations);
+    sort_set(&mut spec.volume_configurations);
 
     let daemon = spec.is_daemon();
     let dc = spec
@@ -102,33 +133,51 @@ pub fn normalize_service(spec: &mut ServiceSpec) {
         .get_or_insert(DeploymentCircuitBreaker {
             enable: false,
             rollback: false,
+            ..Default::default()
         });
+    dc.strategy.get_or_insert_with(|| "ROLLING".into());
+    // ECS answers "no alarms" as alarms that are off and name none.
+    if dc
+        .alarms
+        .as_ref()
+        .is_some_and(|a| !a.enable && !a.rollback && a.alarm_names.is_empty())
+    {
+        dc.alarms = None;
+    }
+    if let Some(alarms) = &mut dc.alarms {
+        alarms.alarm_names.sort();
+        alarms.alarm_names.dedup();
+    }
+    if dc.strategy.as_deref() == Some("ROLLING") {
+        // Only the traffic-shifting strategies bake; ROLLING echoes a 0.
+        none_if(&mut dc.bake_time_in_minutes, 0);
+    }
 
-    if spec.health_check_grace_period_seconds == Some(0) {
-        spec.health_check_grace_period_seconds = None;
+    if spec
+        .service_connect_configuration
+        .as_ref()
+        .is_some_and(|sc| !sc.enabled && sc.namespace.is_none() && sc.services.is_none())
+    {
+        spec.service_connect_configuration = None;
     }
-    if spec.enable_execute_command == Some(false) {
-        spec.enable_execute_command = None;
-    }
-    if spec.enable_ecs_managed_tags == Some(false) {
-        spec.enable_ecs_managed_tags = None;
-    }
-    if spec.propagate_tags.as_deref() == Some("NONE") {
-        spec.propagate_tags = None;
-    }
+    none_if(&mut spec.health_check_grace_period_seconds, 0);
+    none_if(&mut spec.enable_execute_command, false);
+    none_if(&mut spec.enable_ecs_managed_tags, false);
+    none_if(&mut spec.propagate_tags, "NONE".into());
     spec.placement_constraints = none_if_empty(spec.placement_constraints.take());
     spec.placement_strategy = none_if_empty(spec.placement_strategy.take());
-    spec.tags.retain(|k, _| !is_reserved_tag(k));
+    normalize_tags(&mut spec.tags);
+}
+
+/// Load balancers in one order, as a set (resolving names to ARNs re-sorts).
+pub fn normalize_load_balancers(lbs: &mut Option<Vec<LoadBalancer>>) {
+    sort_set(lbs);
 }
 
 fn normalize_awsvpc(vpc: &mut AwsVpcConfiguration) {
     vpc.subnets.sort();
     vpc.subnets.dedup();
-    if let Some(sgs) = &mut vpc.security_groups {
-        sgs.sort();
-        sgs.dedup();
-    }
-    vpc.security_groups = none_if_empty(vpc.security_groups.take());
+    sort_set(&mut vpc.security_groups);
     vpc.assign_public_ip
         .get_or_insert_with(|| "DISABLED".into());
 }
@@ -144,96 +193,100 @@ pub fn normalize_task_definition(td: &mut TaskDefinition) {
         .network_mode
         .get_or_insert_with(|| "bridge".into())
         .clone();
-    if let Some(rc) = &mut td.requires_compatibilities {
-        rc.sort();
-        rc.dedup();
-    }
-    td.requires_compatibilities = none_if_empty(td.requires_compatibilities.take());
+    sort_set(&mut td.requires_compatibilities);
     for c in &mut td.container_definitions {
         normalize_container(c, &network_mode);
     }
     td.container_definitions.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(vols) = &mut td.volumes {
-        vols.sort();
-    }
-    td.volumes = none_if_empty(td.volumes.take());
-    if td
-        .runtime_platform
-        .as_ref()
-        .is_some_and(|rp| rp.cpu_architecture.is_none() && rp.operating_system_family.is_none())
-    {
-        td.runtime_platform = None;
-    }
+    sort_set(&mut td.volumes);
+    sort_set(&mut td.placement_constraints);
+    sort_set(&mut td.inference_accelerators);
+    none_if(&mut td.enable_fault_injection, false);
+    normalize_tags(&mut td.tags);
 }
 
 fn normalize_container(c: &mut ContainerDefinition, network_mode: &str) {
-    if c.cpu == Some(0) {
-        c.cpu = None;
-    }
+    none_if(&mut c.cpu, 0);
     c.essential.get_or_insert(true);
     if let Some(pms) = &mut c.port_mappings {
         for pm in pms.iter_mut() {
             pm.protocol.get_or_insert_with(|| "tcp".into());
-            match network_mode {
+            match (network_mode, pm.container_port) {
                 // Under awsvpc and host the host port can only be the container port.
-                "awsvpc" | "host" => {
-                    pm.host_port.get_or_insert(pm.container_port);
+                ("awsvpc" | "host", Some(port)) => {
+                    pm.host_port.get_or_insert(port);
                 }
+                ("awsvpc" | "host", None) => {}
                 // Under bridge, 0 and "unset" both mean a dynamic host port.
                 _ => {
-                    pm.host_port.get_or_insert(0);
+                    if pm.container_port_range.is_none() {
+                        pm.host_port.get_or_insert(0);
+                    }
                 }
             }
         }
-        pms.sort();
     }
-    c.port_mappings = none_if_empty(c.port_mappings.take());
-    if let Some(env) = &mut c.environment {
-        env.sort();
-    }
-    c.environment = none_if_empty(c.environment.take());
-    if let Some(secrets) = &mut c.secrets {
-        secrets.sort();
-    }
-    c.secrets = none_if_empty(c.secrets.take());
+    sort_set(&mut c.port_mappings);
+    sort_set(&mut c.environment);
+    sort_set(&mut c.secrets);
     c.command = none_if_empty(c.command.take());
     c.entry_point = none_if_empty(c.entry_point.take());
     if let Some(lc) = &mut c.log_configuration {
         if lc.options.as_ref().is_some_and(|o| o.is_empty()) {
             lc.options = None;
         }
-        if let Some(so) = &mut lc.secret_options {
-            so.sort();
-        }
-        lc.secret_options = none_if_empty(lc.secret_options.take());
+        sort_set(&mut lc.secret_options);
     }
     if let Some(hc) = &mut c.health_check {
         normalize_health_check(hc);
     }
-    if let Some(deps) = &mut c.depends_on {
-        deps.sort();
-    }
-    c.depends_on = none_if_empty(c.depends_on.take());
-    if let Some(mps) = &mut c.mount_points {
-        mps.sort();
-    }
-    c.mount_points = none_if_empty(c.mount_points.take());
-    if let Some(vf) = &mut c.volumes_from {
-        vf.sort();
-    }
-    c.volumes_from = none_if_empty(c.volumes_from.take());
-    if let Some(ul) = &mut c.ulimits {
-        ul.sort();
-    }
-    c.ulimits = none_if_empty(c.ulimits.take());
+    sort_set(&mut c.depends_on);
+    sort_set(&mut c.mount_points);
+    sort_set(&mut c.volumes_from);
+    sort_set(&mut c.ulimits);
+    sort_set(&mut c.system_controls);
+    sort_set(&mut c.resource_requirements);
+    sort_set(&mut c.docker_security_options);
+    sort_set(&mut c.credential_specs);
+    sort_set(&mut c.links);
     if c.docker_labels.as_ref().is_some_and(|l| l.is_empty()) {
         c.docker_labels = None;
     }
-    if c.readonly_root_filesystem == Some(false) {
-        c.readonly_root_filesystem = None;
+    for flag in [
+        &mut c.readonly_root_filesystem,
+        &mut c.privileged,
+        &mut c.disable_networking,
+        &mut c.interactive,
+        &mut c.pseudo_terminal,
+    ] {
+        none_if(flag, false);
     }
-    if c.privileged == Some(false) {
-        c.privileged = None;
+    // ECS resolves tags to digests unless told not to: "enabled" is unset.
+    none_if(&mut c.version_consistency, "enabled".into());
+    if let Some(lp) = &mut c.linux_parameters {
+        none_if(&mut lp.init_process_enabled, false);
+        if let Some(caps) = &mut lp.capabilities {
+            sort_set(&mut caps.add);
+            sort_set(&mut caps.drop);
+        }
+    }
+    if let Some(fl) = &mut c.firelens_configuration
+        && let Some(options) = &mut fl.options
+    {
+        // FireLens adds ECS metadata to each record unless this says "false".
+        if options.get("enable-ecs-log-metadata").map(String::as_str) == Some("true") {
+            options.remove("enable-ecs-log-metadata");
+        }
+        if options.is_empty() {
+            fl.options = None;
+        }
+    }
+    if c
+        .restart_policy
+        .as_ref()
+        .is_some_and(|r| !r.enabled && r.ignored_exit_codes.is_none() && r.restart_attempt_period.is_none())
+    {
+        c.restart_policy = None;
     }
 }
 
@@ -241,9 +294,7 @@ fn normalize_health_check(hc: &mut HealthCheck) {
     hc.interval.get_or_insert(30);
     hc.timeout.get_or_insert(5);
     hc.retries.get_or_insert(3);
-    if hc.start_period == Some(0) {
-        hc.start_period = None;
-    }
+    none_if(&mut hc.start_period, 0);
 }
 
 #[cfg(test)]

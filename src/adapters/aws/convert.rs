@@ -1,191 +1,294 @@
-//! Translation between the manifest model and the ECS SDK's types, both ways.
-//! Kept mechanical on purpose: all judgement lives in `normalize`.
+//! Between the manifest model and the ECS SDK, through the SDK's own schema.
+//!
+//! A value crosses as the API's JSON: the manifest types are generated from
+//! the AWS model under the API's member names, and the SDK reads and writes
+//! that JSON with its schema codec, so every member both sides know crosses
+//! without a line of per-field code. What would not cross is an error naming
+//! it (sending) or a member reported as not kept (reading): never a silent
+//! drop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_ecs::operation::create_service::CreateServiceInput;
+use aws_sdk_ecs::operation::create_service::builders::CreateServiceInputBuilder;
+use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput;
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionInputBuilder;
+use aws_sdk_ecs::operation::update_service::UpdateServiceInput;
+use aws_sdk_ecs::operation::update_service::builders::UpdateServiceInputBuilder;
 use aws_sdk_ecs::types as ecs;
+use aws_smithy_json::codec::{JsonCodec, JsonCodecSettings};
+use aws_smithy_schema::codec::Codec;
+use aws_smithy_schema::serde::{SerdeError, SerializableStruct, ShapeDeserializer, ShapeSerializer};
+use serde_json::{Map, Value};
 
-use crate::core::model::*;
+use crate::core::diff::{lost_members, to_clean_value};
+use crate::core::model::{
+    REGISTER_TASK_DEFINITION_MEMBERS, SERVICE_SPEC_MEMBERS, ServiceSpec, TaskDefinition,
+    UpdateMember,
+};
+use crate::core::normalize::is_reserved_tag;
 
-fn vec_or_none<T, U>(items: &[T], f: impl Fn(&T) -> U) -> Option<Vec<U>> {
-    (!items.is_empty()).then(|| items.iter().map(f).collect())
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("encoding {shape} as API JSON: {message}")]
+    Encode {
+        shape: &'static str,
+        message: String,
+    },
+    #[error("building {shape}: {message}")]
+    Decode {
+        shape: &'static str,
+        message: String,
+    },
+    /// The SDK would not send these: sending anyway would drop settings.
+    #[error("{shape}: the pinned aws-sdk-ecs cannot send {}", members.join(", "))]
+    NotSent {
+        shape: &'static str,
+        members: Vec<String>,
+    },
 }
 
-fn strings(items: &[String]) -> Option<Vec<String>> {
-    vec_or_none(items, Clone::clone)
+fn codec() -> JsonCodec {
+    // awsJson: members by their model names, as the manifests spell them.
+    JsonCodec::new(JsonCodecSettings::builder().use_json_name(false).build())
 }
 
-fn secret_from(s: &ecs::Secret) -> Secret {
-    Secret {
-        name: s.name().to_string(),
-        value_from: s.value_from().to_string(),
+/// `value` as the API spells it (member names, absent members left out).
+pub fn api_json(shape: &'static str, value: &dyn SerializableStruct) -> Result<Value, InputError> {
+    let encode = |message: String| InputError::Encode { shape, message };
+    let codec = codec();
+    let mut ser = codec.create_serializer();
+    ser.write_struct(value.schema(), value)
+        .map_err(|e| encode(e.to_string()))?;
+    serde_json::from_slice(&ser.finish()).map_err(|e| encode(e.to_string()))
+}
+
+type Reader<T> = fn(&mut dyn ShapeDeserializer) -> Result<T, SerdeError>;
+
+fn decode<T>(shape: &'static str, json: &Value, read: Reader<T>) -> Result<T, InputError> {
+    let bytes = serde_json::to_vec(json).map_err(|e| InputError::Encode {
+        shape,
+        message: e.to_string(),
+    })?;
+    let codec = codec();
+    let mut de = codec.create_deserializer(&bytes);
+    read(&mut de).map_err(|e| InputError::Decode {
+        shape,
+        message: e.to_string(),
+    })
+}
+
+/// Every member of `meant` must be in what the SDK will put on the wire.
+fn check_sent(
+    shape: &'static str,
+    meant: &Value,
+    sent: &dyn SerializableStruct,
+) -> Result<(), InputError> {
+    let wire = api_json(shape, sent)?;
+    let members = lost_members("", meant, &wire);
+    if members.is_empty() {
+        Ok(())
+    } else {
+        Err(InputError::NotSent { shape, members })
     }
 }
 
-// ---- live → model -------------------------------------------------------
+// The decoded inputs have no way back to a builder (and `send_with` wants
+// one), so each member moves across by name; `check_sent` proves none was
+// left behind, and tests/api_model.rs that every model member is here.
 
-pub fn task_definition_from_sdk(td: &ecs::TaskDefinition) -> TaskDefinition {
-    TaskDefinition {
-        family: td.family().unwrap_or_default().to_string(),
-        task_role_arn: td.task_role_arn().map(str::to_string),
-        execution_role_arn: td.execution_role_arn().map(str::to_string),
-        network_mode: td.network_mode().map(|m| m.as_str().to_string()),
-        cpu: td.cpu().map(str::to_string),
-        memory: td.memory().map(str::to_string),
-        requires_compatibilities: vec_or_none(td.requires_compatibilities(), |c| {
-            c.as_str().to_string()
-        }),
-        container_definitions: td
-            .container_definitions()
-            .iter()
-            .map(container_from_sdk)
+fn tag_list(tags: &BTreeMap<String, String>) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
             .collect(),
-        volumes: vec_or_none(td.volumes(), |v| Volume {
-            name: v.name().unwrap_or_default().to_string(),
-            host: v.host().map(|h| HostVolume {
-                source_path: h.source_path().map(str::to_string),
-            }),
-        }),
-        runtime_platform: td.runtime_platform().map(|rp| RuntimePlatform {
-            cpu_architecture: rp.cpu_architecture().map(|a| a.as_str().to_string()),
-            operating_system_family: rp.operating_system_family().map(|o| o.as_str().to_string()),
-        }),
-        ephemeral_storage: td.ephemeral_storage().map(|e| EphemeralStorage {
-            size_in_gib: e.size_in_gib(),
-        }),
-        pid_mode: td.pid_mode().map(|p| p.as_str().to_string()),
-        ipc_mode: td.ipc_mode().map(|p| p.as_str().to_string()),
-        ..Default::default()
+    )
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
 }
 
-fn container_from_sdk(c: &ecs::ContainerDefinition) -> ContainerDefinition {
-    ContainerDefinition {
-        name: c.name().unwrap_or_default().to_string(),
-        image: c.image().unwrap_or_default().to_string(),
-        cpu: Some(c.cpu()),
-        memory: c.memory(),
-        memory_reservation: c.memory_reservation(),
-        essential: c.essential(),
-        port_mappings: vec_or_none(c.port_mappings(), |p| PortMapping {
-            container_port: p.container_port().unwrap_or_default(),
-            host_port: p.host_port(),
-            protocol: p.protocol().map(|p| p.as_str().to_string()),
-            name: p.name().map(str::to_string),
-            app_protocol: p.app_protocol().map(|p| p.as_str().to_string()),
-        }),
-        environment: vec_or_none(c.environment(), |kv| KeyValuePair {
-            name: kv.name().unwrap_or_default().to_string(),
-            value: kv.value().map(str::to_string),
-        }),
-        secrets: vec_or_none(c.secrets(), secret_from),
-        command: strings(c.command()),
-        entry_point: strings(c.entry_point()),
-        working_directory: c.working_directory().map(str::to_string),
-        user: c.user().map(str::to_string),
-        log_configuration: c.log_configuration().map(|lc| LogConfiguration {
-            log_driver: lc.log_driver().as_str().to_string(),
-            options: lc
-                .options()
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            secret_options: vec_or_none(lc.secret_options(), secret_from),
-        }),
-        health_check: c.health_check().map(|hc| HealthCheck {
-            command: hc.command().to_vec(),
-            interval: hc.interval(),
-            timeout: hc.timeout(),
-            retries: hc.retries(),
-            start_period: hc.start_period(),
-        }),
-        depends_on: vec_or_none(c.depends_on(), |d| ContainerDependency {
-            container_name: d.container_name().to_string(),
-            condition: d.condition().as_str().to_string(),
-        }),
-        mount_points: vec_or_none(c.mount_points(), |m| MountPoint {
-            source_volume: m.source_volume().unwrap_or_default().to_string(),
-            container_path: m.container_path().unwrap_or_default().to_string(),
-            read_only: m.read_only(),
-        }),
-        volumes_from: vec_or_none(c.volumes_from(), |v| VolumeFrom {
-            source_container: v.source_container().unwrap_or_default().to_string(),
-            read_only: v.read_only(),
-        }),
-        ulimits: vec_or_none(c.ulimits(), |u| Ulimit {
-            name: u.name().as_str().to_string(),
-            soft_limit: u.soft_limit(),
-            hard_limit: u.hard_limit(),
-        }),
-        readonly_root_filesystem: c.readonly_root_filesystem(),
-        privileged: c.privileged(),
-        start_timeout: c.start_timeout(),
-        stop_timeout: c.stop_timeout(),
-        docker_labels: c
-            .docker_labels()
-            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+/// `RegisterTaskDefinition` for `td`, with `tags` (its own and ecsync's).
+// `inferenceAccelerators` is deprecated, but still in the model: a definition
+// that has them keeps them.
+#[allow(deprecated)]
+pub fn register_task_definition(
+    td: &TaskDefinition,
+    tags: &BTreeMap<String, String>,
+) -> Result<RegisterTaskDefinitionInputBuilder, InputError> {
+    const SHAPE: &str = "RegisterTaskDefinitionInput";
+    let mut json = object(to_clean_value(td));
+    json.retain(|k, _| REGISTER_TASK_DEFINITION_MEMBERS.contains(&k.as_str()));
+    let mut all_tags = crate::core::model::tag_map(td.tags.as_deref().unwrap_or_default());
+    all_tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if !all_tags.is_empty() {
+        json.insert("tags".into(), tag_list(&all_tags));
     }
+    let json = Value::Object(json);
+    let i = decode(SHAPE, &json, RegisterTaskDefinitionInput::deserialize)?;
+    let b = RegisterTaskDefinitionInput::builder()
+        .set_family(i.family)
+        .set_task_role_arn(i.task_role_arn)
+        .set_execution_role_arn(i.execution_role_arn)
+        .set_network_mode(i.network_mode)
+        .set_container_definitions(i.container_definitions)
+        .set_volumes(i.volumes)
+        .set_placement_constraints(i.placement_constraints)
+        .set_requires_compatibilities(i.requires_compatibilities)
+        .set_cpu(i.cpu)
+        .set_memory(i.memory)
+        .set_tags(i.tags)
+        .set_pid_mode(i.pid_mode)
+        .set_ipc_mode(i.ipc_mode)
+        .set_proxy_configuration(i.proxy_configuration)
+        .set_inference_accelerators(i.inference_accelerators)
+        .set_ephemeral_storage(i.ephemeral_storage)
+        .set_runtime_platform(i.runtime_platform)
+        .set_enable_fault_injection(i.enable_fault_injection);
+    let built = b.clone().build().map_err(|e| InputError::Decode {
+        shape: SHAPE,
+        message: e.to_string(),
+    })?;
+    check_sent(SHAPE, &json, &built)?;
+    Ok(b)
 }
 
-/// The service-level part of a live service; `task_definition` stays default.
-pub fn service_spec_from_sdk(s: &ecs::Service, cluster: &str) -> ServiceSpec {
-    ServiceSpec {
-        cluster: cluster.to_string(),
-        desired_count: Some(s.desired_count()),
-        launch_type: s.launch_type().map(|l| l.as_str().to_string()),
-        capacity_provider_strategy: vec_or_none(s.capacity_provider_strategy(), |c| {
-            CapacityProviderStrategyItem {
-                capacity_provider: c.capacity_provider().to_string(),
-                weight: Some(c.weight()),
-                base: Some(c.base()),
-            }
-        }),
-        platform_version: s.platform_version().map(str::to_string),
-        task_definition: TaskDefinition::default(),
-        network_configuration: s.network_configuration().map(|n| NetworkConfiguration {
-            awsvpc_configuration: n.awsvpc_configuration().map(|v| AwsVpcConfiguration {
-                subnets: v.subnets().to_vec(),
-                security_groups: strings(v.security_groups()),
-                assign_public_ip: v.assign_public_ip().map(|a| a.as_str().to_string()),
-            }),
-        }),
-        load_balancers: vec_or_none(s.load_balancers(), |lb| LoadBalancer {
-            target_group: lb.target_group_arn().unwrap_or_default().to_string(),
-            container_name: lb.container_name().unwrap_or_default().to_string(),
-            container_port: lb.container_port().unwrap_or_default(),
-        }),
-        deployment_configuration: s
-            .deployment_configuration()
-            .map(|dc| DeploymentConfiguration {
-                maximum_percent: dc.maximum_percent(),
-                minimum_healthy_percent: dc.minimum_healthy_percent(),
-                deployment_circuit_breaker: dc.deployment_circuit_breaker().map(|cb| {
-                    DeploymentCircuitBreaker {
-                        enable: cb.enable(),
-                        rollback: cb.rollback(),
-                    }
-                }),
-            }),
-        health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
-        scheduling_strategy: s.scheduling_strategy().map(|x| x.as_str().to_string()),
-        enable_execute_command: Some(s.enable_execute_command()),
-        enable_ecs_managed_tags: Some(s.enable_ecs_managed_tags()),
-        propagate_tags: s.propagate_tags().map(|p| p.as_str().to_string()),
-        placement_constraints: vec_or_none(s.placement_constraints(), |p| PlacementConstraint {
-            kind: p
-                .r#type()
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
-            expression: p.expression().map(str::to_string),
-        }),
-        placement_strategy: vec_or_none(s.placement_strategy(), |p| PlacementStrategy {
-            kind: p
-                .r#type()
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
-            field: p.field().map(str::to_string),
-        }),
-        tags: tags_from_sdk(s.tags()),
-        migration: None,
+/// The API members of a spec (less ecsync's own), as JSON.
+fn service_members(spec: &ServiceSpec) -> Map<String, Value> {
+    let mut json = object(to_clean_value(spec));
+    json.retain(|k, _| SERVICE_SPEC_MEMBERS.contains(&k.as_str()));
+    json
+}
+
+/// What ecsync sets on a service besides its declared members.
+pub struct ServiceIdentity<'a> {
+    pub cluster: &'a str,
+    pub name: &'a str,
+    pub task_definition: &'a str,
+}
+
+/// `CreateService` for `spec`. `desired_count` replaces the declared one
+/// (`None`: none is sent, as a DAEMON requires); `tags` are all of them.
+pub fn create_service(
+    spec: &ServiceSpec,
+    id: &ServiceIdentity<'_>,
+    desired_count: Option<i32>,
+    tags: &BTreeMap<String, String>,
+) -> Result<CreateServiceInputBuilder, InputError> {
+    const SHAPE: &str = "CreateServiceInput";
+    let mut json = service_members(spec);
+    json.insert("cluster".into(), id.cluster.into());
+    json.insert("serviceName".into(), id.name.into());
+    json.insert("taskDefinition".into(), id.task_definition.into());
+    match desired_count {
+        Some(n) => json.insert("desiredCount".into(), n.into()),
+        None => json.remove("desiredCount"),
+    };
+    json.insert("tags".into(), tag_list(tags));
+    let json = Value::Object(json);
+    let i = decode(SHAPE, &json, CreateServiceInput::deserialize)?;
+    let b = CreateServiceInput::builder()
+        .set_cluster(i.cluster)
+        .set_service_name(i.service_name)
+        .set_task_definition(i.task_definition)
+        .set_availability_zone_rebalancing(i.availability_zone_rebalancing)
+        .set_load_balancers(i.load_balancers)
+        .set_service_registries(i.service_registries)
+        .set_desired_count(i.desired_count)
+        .set_client_token(i.client_token)
+        .set_launch_type(i.launch_type)
+        .set_capacity_provider_strategy(i.capacity_provider_strategy)
+        .set_platform_version(i.platform_version)
+        .set_role(i.role)
+        .set_deployment_configuration(i.deployment_configuration)
+        .set_placement_constraints(i.placement_constraints)
+        .set_placement_strategy(i.placement_strategy)
+        .set_network_configuration(i.network_configuration)
+        .set_health_check_grace_period_seconds(i.health_check_grace_period_seconds)
+        .set_scheduling_strategy(i.scheduling_strategy)
+        .set_deployment_controller(i.deployment_controller)
+        .set_tags(i.tags)
+        .set_enable_ecs_managed_tags(i.enable_ecs_managed_tags)
+        .set_propagate_tags(i.propagate_tags)
+        .set_enable_execute_command(i.enable_execute_command)
+        .set_service_connect_configuration(i.service_connect_configuration)
+        .set_volume_configurations(i.volume_configurations)
+        .set_vpc_lattice_configurations(i.vpc_lattice_configurations)
+        .set_gateway_connectors(i.gateway_connectors)
+        .set_monitoring(i.monitoring);
+    let built = b.clone().build().map_err(|e| InputError::Decode {
+        shape: SHAPE,
+        message: e.to_string(),
+    })?;
+    check_sent(SHAPE, &json, &built)?;
+    Ok(b)
+}
+
+/// `UpdateService` changing `members` to what `spec` declares. A member the
+/// spec leaves out is sent as `cleared` says (the value that unsets it).
+pub fn update_service(
+    spec: &ServiceSpec,
+    id: &ServiceIdentity<'_>,
+    members: &BTreeSet<UpdateMember>,
+    cleared: impl Fn(UpdateMember) -> Option<Value>,
+) -> Result<UpdateServiceInputBuilder, InputError> {
+    const SHAPE: &str = "UpdateServiceInput";
+    let declared = service_members(spec);
+    let mut json = Map::new();
+    json.insert("cluster".into(), id.cluster.into());
+    json.insert("service".into(), id.name.into());
+    for m in members {
+        let value = match m {
+            UpdateMember::TaskDefinition => Some(Value::from(id.task_definition)),
+            m => declared.get(m.api_name()).cloned().or_else(|| cleared(*m)),
+        };
+        if let Some(v) = value {
+            json.insert(m.api_name().into(), v);
+        }
     }
+    let json = Value::Object(json);
+    let i = decode(SHAPE, &json, UpdateServiceInput::deserialize)?;
+    let b = UpdateServiceInput::builder()
+        .set_cluster(i.cluster)
+        .set_service(i.service)
+        .set_desired_count(i.desired_count)
+        .set_task_definition(i.task_definition)
+        .set_capacity_provider_strategy(i.capacity_provider_strategy)
+        .set_deployment_configuration(i.deployment_configuration)
+        .set_availability_zone_rebalancing(i.availability_zone_rebalancing)
+        .set_network_configuration(i.network_configuration)
+        .set_placement_constraints(i.placement_constraints)
+        .set_placement_strategy(i.placement_strategy)
+        .set_platform_version(i.platform_version)
+        .set_force_new_deployment(i.force_new_deployment)
+        .set_health_check_grace_period_seconds(i.health_check_grace_period_seconds)
+        .set_deployment_controller(i.deployment_controller)
+        .set_enable_execute_command(i.enable_execute_command)
+        .set_enable_ecs_managed_tags(i.enable_ecs_managed_tags)
+        .set_load_balancers(i.load_balancers)
+        .set_propagate_tags(i.propagate_tags)
+        .set_service_registries(i.service_registries)
+        .set_service_connect_configuration(i.service_connect_configuration)
+        .set_volume_configurations(i.volume_configurations)
+        .set_vpc_lattice_configurations(i.vpc_lattice_configurations)
+        .set_gateway_connectors(i.gateway_connectors)
+        .set_monitoring(i.monitoring);
+    let built = b.clone().build().map_err(|e| InputError::Decode {
+        shape: SHAPE,
+        message: e.to_string(),
+    })?;
+    check_sent(SHAPE, &json, &built)?;
+    Ok(b)
+}
+
+pub fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<ecs::Tag> {
+    tags.iter()
+        .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 pub fn tags_from_sdk(tags: &[ecs::Tag]) -> BTreeMap<String, String> {
@@ -199,340 +302,76 @@ pub fn tags_from_sdk(tags: &[ecs::Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-// ---- model → API input --------------------------------------------------
+// ---- live → model -------------------------------------------------------
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot build {what}: {source}")]
-pub struct InputError {
-    what: &'static str,
-    #[source]
-    source: aws_sdk_ecs::error::BuildError,
-}
-
-fn input<T>(
-    what: &'static str,
-    r: Result<T, aws_sdk_ecs::error::BuildError>,
-) -> Result<T, InputError> {
-    r.map_err(|source| InputError { what, source })
-}
-
-pub fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<ecs::Tag> {
-    tags.iter()
-        .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn sdk_secret(s: &Secret) -> Result<ecs::Secret, InputError> {
-    input(
-        "secret",
-        ecs::Secret::builder()
-            .name(&s.name)
-            .value_from(&s.value_from)
-            .build(),
-    )
-}
-
-/// The one mapping of a task definition onto RegisterTaskDefinition's
-/// members, for the client's fluent builder and for the bare input alike.
-macro_rules! task_definition_members {
-    ($builder:expr, $td:expr, $tags:expr) => {{
-        let td: &TaskDefinition = $td;
-        let tags: &BTreeMap<String, String> = $tags;
-        let mut b = $builder
-            .family(&td.family)
-            .set_task_role_arn(td.task_role_arn.clone())
-            .set_execution_role_arn(td.execution_role_arn.clone())
-            .set_network_mode(td.network_mode.as_deref().map(ecs::NetworkMode::from))
-            .set_cpu(td.cpu.clone())
-            .set_memory(td.memory.clone())
-            .set_requires_compatibilities(td.requires_compatibilities.as_ref().map(|v| {
-                v.iter()
-                    .map(|c| ecs::Compatibility::from(c.as_str()))
-                    .collect()
-            }))
-            .set_pid_mode(td.pid_mode.as_deref().map(ecs::PidMode::from))
-            .set_ipc_mode(td.ipc_mode.as_deref().map(ecs::IpcMode::from))
-            .set_tags(Some(sdk_tags(tags)));
-        for c in &td.container_definitions {
-            b = b.container_definitions(sdk_container(c)?);
-        }
-        for v in td.volumes.iter().flatten() {
-            b = b.volumes(
-                ecs::Volume::builder()
-                    .name(&v.name)
-                    .set_host(v.host.as_ref().map(|h| {
-                        ecs::HostVolumeProperties::builder()
-                            .set_source_path(h.source_path.clone())
-                            .build()
-                    }))
-                    .build(),
-            );
-        }
-        if let Some(rp) = &td.runtime_platform {
-            b = b.runtime_platform(
-                ecs::RuntimePlatform::builder()
-                    .set_cpu_architecture(
-                        rp.cpu_architecture
-                            .as_deref()
-                            .map(ecs::CpuArchitecture::from),
-                    )
-                    .set_operating_system_family(
-                        rp.operating_system_family
-                            .as_deref()
-                            .map(ecs::OsFamily::from),
-                    )
-                    .build(),
-            );
-        }
-        if let Some(es) = &td.ephemeral_storage {
-            b = b.ephemeral_storage(
-                ecs::EphemeralStorage::builder()
-                    .size_in_gib(es.size_in_gib)
-                    .build(),
-            );
-        }
-        b
-    }};
-}
-
-pub fn register_task_definition(
-    client: &aws_sdk_ecs::Client,
-    td: &TaskDefinition,
-    tags: &BTreeMap<String, String>,
-) -> Result<
-    aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder,
-    InputError,
-> {
-    Ok(task_definition_members!(
-        client.register_task_definition(),
-        td,
-        tags
-    ))
-}
-
-/// The RegisterTaskDefinition input ecsync would send for `td`, untagged.
-pub fn register_task_definition_input(
-    td: &TaskDefinition,
-) -> Result<aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput, InputError>
-{
-    let b = task_definition_members!(
-        aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput::builder(),
-        td,
-        &BTreeMap::new()
-    );
-    b.build().map_err(|source| InputError {
-        what: "RegisterTaskDefinitionInput",
-        source,
-    })
-}
-
-fn sdk_container(c: &ContainerDefinition) -> Result<ecs::ContainerDefinition, InputError> {
-    let mut b = ecs::ContainerDefinition::builder()
-        .name(&c.name)
-        .image(&c.image)
-        .set_cpu(c.cpu)
-        .set_memory(c.memory)
-        .set_memory_reservation(c.memory_reservation)
-        .set_essential(c.essential)
-        .set_command(c.command.clone())
-        .set_entry_point(c.entry_point.clone())
-        .set_working_directory(c.working_directory.clone())
-        .set_user(c.user.clone())
-        .set_readonly_root_filesystem(c.readonly_root_filesystem)
-        .set_privileged(c.privileged)
-        .set_start_timeout(c.start_timeout)
-        .set_stop_timeout(c.stop_timeout)
-        .set_docker_labels(c.docker_labels.clone().map(|l| l.into_iter().collect()));
-    for pm in c.port_mappings.iter().flatten() {
-        b = b.port_mappings(
-            ecs::PortMapping::builder()
-                .container_port(pm.container_port)
-                .set_host_port(pm.host_port)
-                .set_protocol(pm.protocol.as_deref().map(ecs::TransportProtocol::from))
-                .set_name(pm.name.clone())
-                .set_app_protocol(
-                    pm.app_protocol
-                        .as_deref()
-                        .map(ecs::ApplicationProtocol::from),
-                )
-                .build(),
-        );
-    }
-    for kv in c.environment.iter().flatten() {
-        b = b.environment(
-            ecs::KeyValuePair::builder()
-                .name(&kv.name)
-                .set_value(kv.value.clone())
-                .build(),
-        );
-    }
-    for s in c.secrets.iter().flatten() {
-        b = b.secrets(sdk_secret(s)?);
-    }
-    if let Some(lc) = &c.log_configuration {
-        let mut lb = ecs::LogConfiguration::builder()
-            .log_driver(ecs::LogDriver::from(lc.log_driver.as_str()))
-            .set_options(lc.options.clone().map(|o| o.into_iter().collect()));
-        for s in lc.secret_options.iter().flatten() {
-            lb = lb.secret_options(sdk_secret(s)?);
-        }
-        b = b.log_configuration(input("logConfiguration", lb.build())?);
-    }
-    if let Some(hc) = &c.health_check {
-        b = b.health_check(input(
-            "healthCheck",
-            ecs::HealthCheck::builder()
-                .set_command(Some(hc.command.clone()))
-                .set_interval(hc.interval)
-                .set_timeout(hc.timeout)
-                .set_retries(hc.retries)
-                .set_start_period(hc.start_period)
-                .build(),
-        )?);
-    }
-    for d in c.depends_on.iter().flatten() {
-        b = b.depends_on(input(
-            "dependsOn",
-            ecs::ContainerDependency::builder()
-                .container_name(&d.container_name)
-                .condition(ecs::ContainerCondition::from(d.condition.as_str()))
-                .build(),
-        )?);
-    }
-    for m in c.mount_points.iter().flatten() {
-        b = b.mount_points(
-            ecs::MountPoint::builder()
-                .source_volume(&m.source_volume)
-                .container_path(&m.container_path)
-                .set_read_only(m.read_only)
-                .build(),
-        );
-    }
-    for v in c.volumes_from.iter().flatten() {
-        b = b.volumes_from(
-            ecs::VolumeFrom::builder()
-                .source_container(&v.source_container)
-                .set_read_only(v.read_only)
-                .build(),
-        );
-    }
-    for u in c.ulimits.iter().flatten() {
-        b = b.ulimits(input(
-            "ulimit",
-            ecs::Ulimit::builder()
-                .name(ecs::UlimitName::from(u.name.as_str()))
-                .soft_limit(u.soft_limit)
-                .hard_limit(u.hard_limit)
-                .build(),
-        )?);
-    }
-    Ok(b.build())
-}
-
-pub fn network_configuration(
-    spec: &ServiceSpec,
-) -> Result<Option<ecs::NetworkConfiguration>, InputError> {
-    let Some(vpc) = spec
-        .network_configuration
-        .as_ref()
-        .and_then(|n| n.awsvpc_configuration.as_ref())
-    else {
-        return Ok(None);
+/// A described task definition in the manifest model, with the paths (as
+/// `ecsync diff` prints them) of what the model could not keep. When it
+/// cannot be read at all, that is the one thing not kept: better refuse a
+/// new revision than drop a setting.
+pub fn read_task_definition(
+    live: &ecs::TaskDefinition,
+    tags: &[ecs::Tag],
+) -> (TaskDefinition, Vec<String>) {
+    let family = live.family().unwrap_or_default().to_string();
+    let unreadable = |why: String| {
+        let td = TaskDefinition {
+            family: family.clone(),
+            ..Default::default()
+        };
+        (td, vec![format!("taskDefinition (not readable: {why})")])
     };
-    let awsvpc = input(
-        "awsvpcConfiguration",
-        ecs::AwsVpcConfiguration::builder()
-            .set_subnets(Some(vpc.subnets.clone()))
-            .set_security_groups(vpc.security_groups.clone())
-            .set_assign_public_ip(
-                vpc.assign_public_ip
-                    .as_deref()
-                    .map(ecs::AssignPublicIp::from),
-            )
-            .build(),
-    )?;
-    Ok(Some(
-        ecs::NetworkConfiguration::builder()
-            .awsvpc_configuration(awsvpc)
-            .build(),
-    ))
+    let mut json = match api_json("TaskDefinition", live) {
+        Ok(v) => object(v),
+        Err(e) => return unreadable(e.to_string()),
+    };
+    // Response-only members (ARN, revision, status, ...) are no input.
+    json.retain(|k, _| REGISTER_TASK_DEFINITION_MEMBERS.contains(&k.as_str()));
+    let user_tags: BTreeMap<String, String> = tags_from_sdk(tags)
+        .into_iter()
+        .filter(|(k, _)| !is_reserved_tag(k))
+        .collect();
+    if !user_tags.is_empty() {
+        json.insert("tags".into(), tag_list(&user_tags));
+    }
+    let json = Value::Object(json);
+    match serde_json::from_value::<TaskDefinition>(json.clone()) {
+        Ok(td) => {
+            let unmanaged = lost_members("taskDefinition", &json, &to_clean_value(&td));
+            (td, unmanaged)
+        }
+        Err(e) => unreadable(e.to_string()),
+    }
 }
 
-/// Load balancers with target groups already resolved to ARNs.
-pub fn load_balancers(spec: &ServiceSpec) -> Vec<ecs::LoadBalancer> {
-    spec.load_balancers
+/// The service-level part of a live service (`task_definition` stays
+/// default), every `CreateService` member the describe answer carries: most
+/// at the top, `role` as `roleArn`, and what only deployments report
+/// (Service Connect, volumes, VPC Lattice) from the primary one.
+pub fn service_spec_from_sdk(s: &ecs::Service, cluster: &str) -> Result<ServiceSpec, InputError> {
+    const SHAPE: &str = "Service";
+    let mut described = object(api_json(SHAPE, s)?);
+    let primary = s
+        .deployments()
         .iter()
-        .flatten()
-        .map(|lb| {
-            ecs::LoadBalancer::builder()
-                .target_group_arn(&lb.target_group)
-                .container_name(&lb.container_name)
-                .container_port(lb.container_port)
-                .build()
-        })
-        .collect()
-}
-
-pub fn deployment_configuration(spec: &ServiceSpec) -> Option<ecs::DeploymentConfiguration> {
-    spec.deployment_configuration.as_ref().map(|dc| {
-        ecs::DeploymentConfiguration::builder()
-            .set_maximum_percent(dc.maximum_percent)
-            .set_minimum_healthy_percent(dc.minimum_healthy_percent)
-            .set_deployment_circuit_breaker(dc.deployment_circuit_breaker.as_ref().map(|cb| {
-                ecs::DeploymentCircuitBreaker::builder()
-                    .enable(cb.enable)
-                    .rollback(cb.rollback)
-                    .build()
-            }))
-            .build()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .map(|d| api_json("Deployment", d))
+        .transpose()?
+        .map(object)
+        .unwrap_or_default();
+    let mut json = Map::new();
+    for member in SERVICE_SPEC_MEMBERS {
+        let value = match *member {
+            "role" => described.remove("roleArn"),
+            m => described.remove(m).or_else(|| primary.get(m).cloned()),
+        };
+        if let Some(v) = value {
+            json.insert((*member).to_string(), v);
+        }
+    }
+    json.insert("cluster".into(), cluster.into());
+    serde_json::from_value(Value::Object(json)).map_err(|e| InputError::Decode {
+        shape: SHAPE,
+        message: e.to_string(),
     })
 }
 
-pub fn capacity_provider_strategy(
-    spec: &ServiceSpec,
-) -> Result<Option<Vec<ecs::CapacityProviderStrategyItem>>, InputError> {
-    spec.capacity_provider_strategy
-        .as_ref()
-        .map(|items| {
-            items
-                .iter()
-                .map(|c| {
-                    input(
-                        "capacityProviderStrategy",
-                        ecs::CapacityProviderStrategyItem::builder()
-                            .capacity_provider(&c.capacity_provider)
-                            .set_weight(c.weight)
-                            .set_base(c.base)
-                            .build(),
-                    )
-                })
-                .collect()
-        })
-        .transpose()
-}
-
-pub fn placement_constraints(spec: &ServiceSpec) -> Option<Vec<ecs::PlacementConstraint>> {
-    spec.placement_constraints.as_ref().map(|v| {
-        v.iter()
-            .map(|p| {
-                ecs::PlacementConstraint::builder()
-                    .r#type(ecs::PlacementConstraintType::from(p.kind.as_str()))
-                    .set_expression(p.expression.clone())
-                    .build()
-            })
-            .collect()
-    })
-}
-
-pub fn placement_strategy(spec: &ServiceSpec) -> Option<Vec<ecs::PlacementStrategy>> {
-    spec.placement_strategy.as_ref().map(|v| {
-        v.iter()
-            .map(|p| {
-                ecs::PlacementStrategy::builder()
-                    .r#type(ecs::PlacementStrategyType::from(p.kind.as_str()))
-                    .set_field(p.field.clone())
-                    .build()
-            })
-            .collect()
-    })
-}

@@ -123,7 +123,8 @@ fn live_description_as_aws_returns_it_diffs_clean() {
         .set_volumes(Some(vec![]))
         .set_placement_constraints(Some(vec![]))
         .build();
-    let mut got = convert::task_definition_from_sdk(&live);
+    let (mut got, unmanaged) = convert::read_task_definition(&live, &[]);
+    assert!(unmanaged.is_empty(), "{unmanaged:?}");
     normalize_task_definition(&mut got);
     assert_eq!(&got, desired);
     assert_eq!(
@@ -155,7 +156,7 @@ fn an_ordinary_live_description_carries_nothing_unmanaged() {
                 .build(),
         )
         .build();
-    let (model, unmanaged) = super::ecs::shape::read_task_definition(&live);
+    let (model, unmanaged) = convert::read_task_definition(&live, &[]);
     assert!(unmanaged.is_empty(), "{unmanaged:?}");
     assert_eq!(model.family, td.family);
 }

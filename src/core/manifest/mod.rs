@@ -87,7 +87,7 @@ impl ManifestSet {
 
 /// Hash of the canonical JSON of a normalised task definition (16 hex digits).
 pub fn task_definition_hash(td: &TaskDefinition) -> String {
-    let canonical = crate::core::diff::to_clean_value(td).to_string();
+    let canonical = crate::core::diff::to_comparable(td).to_string();
     let digest = Sha256::digest(canonical.as_bytes());
     hex::encode(&digest[..8])
 }
@@ -339,7 +339,7 @@ fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
         .load_balancers
         .as_ref()
         .and_then(|l| l.first())
-        .map(|lb| lb.target_group.clone());
+        .and_then(|lb| lb.target_group_arn.clone());
     normalize::normalize_service(&mut spec);
     let task_definition_hash = task_definition_hash(&spec.task_definition);
     DesiredService {

@@ -301,7 +301,7 @@ fn the_migration_shifts_to_the_first_load_balancer_as_declared() {
         .load_balancers
         .iter()
         .flatten()
-        .map(|l| l.target_group.as_str())
+        .filter_map(|l| l.target_group_arn.as_deref())
         .collect();
     assert_eq!(
         sorted,

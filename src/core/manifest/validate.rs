@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{ANNOTATION_PRUNE, ANNOTATION_SYNC, FieldPath};
-use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Migration};
+use crate::core::api::Validate;
+use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Migration, ServiceSpec};
 use crate::core::normalize::{cpu_units, is_reserved_tag, memory_mib};
 
-type Problems = Vec<(FieldPath, String)>;
+use crate::core::api::Problems;
 
 pub fn validate(m: &Manifest) -> Problems {
     let mut p = Problems::new();
@@ -55,26 +56,14 @@ pub fn validate(m: &Manifest) -> Problems {
     if s.desired_count.is_some_and(|n| n < 0) {
         p.push((spec.key("desiredCount"), "must be 0 or more".into()));
     }
-    if let Some(lt) = &s.launch_type {
-        if !["FARGATE", "EC2", "EXTERNAL"].contains(&lt.as_str()) {
-            p.push((
-                spec.key("launchType"),
-                format!("must be FARGATE, EC2 or EXTERNAL, not {lt:?}"),
-            ));
-        }
-        if s.capacity_provider_strategy.is_some() {
-            p.push((
-                spec.key("capacityProviderStrategy"),
-                "cannot be combined with launchType".into(),
-            ));
-        }
-    }
-    if let Some(ss) = &s.scheduling_strategy
-        && !["REPLICA", "DAEMON"].contains(&ss.as_str())
-    {
+    // The model's own checks: enums, ranges, lengths and patterns, everywhere.
+    s.validate_api(&spec, &mut p);
+    s.task_definition
+        .validate(&spec.key("taskDefinition"), &mut p);
+    if s.launch_type.is_some() && s.capacity_provider_strategy.is_some() {
         p.push((
-            spec.key("schedulingStrategy"),
-            "must be REPLICA or DAEMON".into(),
+            spec.key("capacityProviderStrategy"),
+            "cannot be combined with launchType".into(),
         ));
     }
     if s.is_daemon() && s.desired_count.is_some() {
@@ -83,22 +72,15 @@ pub fn validate(m: &Manifest) -> Problems {
             "cannot be set with schedulingStrategy DAEMON: ECS runs one task per container instance".into(),
         ));
     }
-    if let Some(pt) = &s.propagate_tags
-        && !["NONE", "SERVICE", "TASK_DEFINITION"].contains(&pt.as_str())
-    {
-        p.push((
-            spec.key("propagateTags"),
-            "must be NONE, SERVICE or TASK_DEFINITION".into(),
-        ));
-    }
-    for key in s.tags.keys() {
-        if is_reserved_tag(key) {
+    for (i, tag) in s.tags.iter().flatten().enumerate() {
+        if tag.key.as_deref().is_some_and(is_reserved_tag) {
             p.push((
-                spec.key("tags").key(key),
+                spec.key("tags").index(i),
                 "tag keys starting with ecsync.io/ or aws: are reserved".into(),
             ));
         }
     }
+    validate_strategy(s, &spec, &mut p);
 
     let td_path = spec.key("taskDefinition");
     let td = &s.task_definition;
@@ -125,12 +107,6 @@ pub fn validate(m: &Manifest) -> Problems {
         ));
     }
     let network_mode = td.network_mode.as_deref().unwrap_or("bridge");
-    if !["awsvpc", "bridge", "host", "none"].contains(&network_mode) {
-        p.push((
-            td_path.key("networkMode"),
-            "must be awsvpc, bridge, host or none".into(),
-        ));
-    }
     let is_fargate = s.launch_type.as_deref() == Some("FARGATE");
     if is_fargate && network_mode != "awsvpc" {
         p.push((
@@ -174,22 +150,25 @@ pub fn validate(m: &Manifest) -> Problems {
     let mut names = BTreeSet::new();
     for (i, c) in td.container_definitions.iter().enumerate() {
         let cp = containers.index(i);
-        if !is_ecs_name(&c.name) {
+        let name = c.name.as_deref().unwrap_or_default();
+        if !is_ecs_name(name) {
             p.push((
                 cp.key("name"),
                 "must be 1-255 letters, digits, hyphens or underscores".into(),
             ));
-        } else if !names.insert(c.name.as_str()) {
+        } else if !names.insert(name) {
             p.push((
                 cp.key("name"),
-                format!("container {:?} is declared twice", c.name),
+                format!("container {name:?} is declared twice"),
             ));
         }
-        if c.image.trim().is_empty() {
+        if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
             p.push((cp.key("image"), "must not be empty".into()));
         }
         for (j, pm) in c.port_mappings.iter().flatten().enumerate() {
-            if !(1..=65535).contains(&pm.container_port) {
+            if pm.container_port_range.is_none()
+                && !pm.container_port.is_some_and(|port| (1..=65535).contains(&port))
+            {
                 p.push((
                     cp.key("portMappings").index(j).key("containerPort"),
                     "must be a port between 1 and 65535".into(),
@@ -200,17 +179,15 @@ pub fn validate(m: &Manifest) -> Problems {
 
     for (i, lb) in s.load_balancers.iter().flatten().enumerate() {
         let lp = spec.key("loadBalancers").index(i);
+        let container = lb.container_name.as_deref().unwrap_or_default();
         match td
             .container_definitions
             .iter()
-            .find(|c| c.name == lb.container_name)
+            .find(|c| c.name.as_deref() == Some(container))
         {
             None => p.push((
                 lp.key("containerName"),
-                format!(
-                    "no container named {:?} in the task definition",
-                    lb.container_name
-                ),
+                format!("no container named {container:?} in the task definition"),
             )),
             Some(c)
                 if !c
@@ -222,15 +199,19 @@ pub fn validate(m: &Manifest) -> Problems {
                 p.push((
                     lp.key("containerPort"),
                     format!(
-                        "container {:?} maps no port {}",
-                        lb.container_name, lb.container_port
+                        "container {container:?} maps no port {}",
+                        lb.container_port.unwrap_or_default()
                     ),
                 ))
             }
             Some(_) => {}
         }
-        if lb.target_group.trim().is_empty() {
-            p.push((lp.key("targetGroup"), "must not be empty".into()));
+        let by_arn = lb.target_group_arn.as_deref().is_some_and(|t| !t.trim().is_empty());
+        if !by_arn && lb.load_balancer_name.is_none() {
+            p.push((
+                lp.key("targetGroupArn"),
+                "must name the target group (targetGroupArn, or targetGroup by name)".into(),
+            ));
         }
     }
 
@@ -244,6 +225,26 @@ pub fn validate(m: &Manifest) -> Problems {
         }
     }
     p
+}
+
+/// The traffic-shifting strategies (BLUE_GREEN, LINEAR, CANARY) make ECS
+/// the one that moves the production listener's weights; a migration moves
+/// the same weights, so the two would fight over every step.
+fn validate_strategy(s: &ServiceSpec, spec: &FieldPath, p: &mut Problems) {
+    let strategy = s
+        .deployment_configuration
+        .as_ref()
+        .and_then(|d| d.strategy.as_deref());
+    if let Some(native) = strategy.filter(|st| *st != "ROLLING")
+        && s.migration.is_some()
+    {
+        p.push((
+            spec.key("migration"),
+            format!(
+                "cannot be combined with deploymentConfiguration.strategy {native}: ECS shifts the listener's traffic itself under {native}, and a migration shifting the same weights would fight it; use one or the other"
+            ),
+        ));
+    }
 }
 
 fn validate_migration(m: &Migration, path: &FieldPath, p: &mut Problems) {

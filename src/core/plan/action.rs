@@ -4,27 +4,34 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-/// Fields that `UpdateService` can change in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum UpdateField {
-    TaskDefinition,
-    DesiredCount,
-    CapacityProviderStrategy,
-    PlatformVersion,
-    NetworkConfiguration,
-    LoadBalancers,
-    DeploymentConfiguration,
-    HealthCheckGracePeriodSeconds,
-    EnableExecuteCommand,
-    EnableEcsManagedTags,
-    PropagateTags,
-    PlacementConstraints,
-    PlacementStrategy,
+pub use crate::core::model::UpdateMember;
+
+/// Top-level members only a new service can change: those `CreateService`
+/// takes and `UpdateService` does not, by the model (tags have TagResource).
+pub fn is_immutable(member: &str) -> bool {
+    member != "tags" && crate::core::model::CREATE_ONLY_MEMBERS.contains(&member)
 }
 
-/// Top-level service fields that only a new service can change.
-pub const IMMUTABLE_FIELDS: [&str; 2] = ["launchType", "schedulingStrategy"];
+/// What `UpdateService` is sent for a member the manifest no longer sets, so
+/// that ECS unsets it too: `None` where the API has no way to unset it.
+pub fn cleared(member: UpdateMember) -> Option<serde_json::Value> {
+    use serde_json::json;
+    use UpdateMember as M;
+    Some(match member {
+        M::CapacityProviderStrategy
+        | M::PlacementConstraints
+        | M::PlacementStrategy
+        | M::LoadBalancers
+        | M::ServiceRegistries
+        | M::VolumeConfigurations
+        | M::VpcLatticeConfigurations => json!([]),
+        M::HealthCheckGracePeriodSeconds => json!(0),
+        M::EnableExecuteCommand | M::EnableEcsManagedTags => json!(false),
+        M::PropagateTags => json!("NONE"),
+        M::ServiceConnectConfiguration => json!({"enabled": false}),
+        _ => return None,
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
@@ -35,7 +42,7 @@ pub enum Action {
     },
     CreateService,
     UpdateService {
-        fields: BTreeSet<UpdateField>,
+        fields: BTreeSet<UpdateMember>,
     },
     /// Set these tags (user tags and ecsync's own bookkeeping).
     TagService {

@@ -14,7 +14,7 @@ pub use action::*;
 pub use live::*;
 pub use prune::{REPLACEMENT_SUFFIX, replacement_key};
 
-use crate::core::diff::{FieldDiff, diff_values, to_clean_value};
+use crate::core::diff::{FieldDiff, diff_values, to_comparable};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::{ServiceKey, ServiceSpec, TaskDefinition};
 use crate::core::state::{Mode, Rollout, ServiceStatus};
@@ -65,15 +65,17 @@ pub fn resolve_target_groups(
     let mut spec = spec.clone();
     if let Some(lbs) = &mut spec.load_balancers {
         for lb in lbs.iter_mut() {
-            if !lb.target_group.starts_with("arn:") {
-                match target_groups.get(&lb.target_group) {
-                    Some(arn) => lb.target_group = arn.clone(),
-                    None => return Err(format!("target group {:?} not found", lb.target_group)),
+            if let Some(tg) = &lb.target_group_arn
+                && !tg.starts_with("arn:")
+            {
+                match target_groups.get(tg) {
+                    Some(arn) => lb.target_group_arn = Some(arn.clone()),
+                    None => return Err(format!("target group {tg:?} not found")),
                 }
             }
         }
-        lbs.sort();
     }
+    crate::core::normalize::normalize_load_balancers(&mut spec.load_balancers);
     Ok(spec)
 }
 
@@ -85,13 +87,56 @@ fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Va
     if !include_desired_count {
         view.desired_count = None;
     }
-    let mut v = to_clean_value(&view);
+    let mut v = to_comparable(&view);
+    if spec
+        .deployment_configuration
+        .as_ref()
+        .and_then(|d| d.strategy.as_deref())
+        .is_some_and(|s| s != "ROLLING")
+    {
+        target_group_pairs_as_sets(&mut v);
+    }
     if let Some(obj) = v.as_object_mut() {
         obj.remove("taskDefinition");
         // `cluster` is part of the key, and identical by construction.
         obj.remove("cluster");
     }
     v
+}
+
+/// Under BLUE_GREEN, LINEAR and CANARY, ECS itself moves production between
+/// a load balancer's target group and its alternate, swapping the two in the
+/// service after each deployment: which of the pair is which is ECS's, so
+/// the pair compares as a set and ecsync never swaps it back.
+fn target_group_pairs_as_sets(v: &mut serde_json::Value) {
+    let Some(lbs) = v.get_mut("loadBalancers").and_then(|l| l.as_array_mut()) else {
+        return;
+    };
+    for lb in lbs.iter_mut() {
+        let primary = lb.get("targetGroupArn").cloned();
+        let alternate = lb.pointer("/advancedConfiguration/alternateTargetGroupArn").cloned();
+        if let (Some(p), Some(a)) = (primary, alternate)
+            && p.as_str() > a.as_str()
+        {
+            lb["targetGroupArn"] = a;
+            lb["advancedConfiguration"]["alternateTargetGroupArn"] = p;
+        }
+    }
+    lbs.sort_by_key(|lb| lb.to_string());
+}
+
+/// Members where a manifest that says nothing leaves the choice to ECS (it
+/// picks per account and service age): unset, the live value is not drift.
+const ECS_CHOOSES: &[&str] = &["availabilityZoneRebalancing"];
+
+fn without_unowned(desired: &mut serde_json::Value, live: &mut serde_json::Value) {
+    if let (Some(d), Some(l)) = (desired.as_object(), live.as_object_mut()) {
+        for member in ECS_CHOOSES {
+            if !d.contains_key(*member) {
+                l.remove(*member);
+            }
+        }
+    }
 }
 
 /// Drift of one desired service against its live counterpart.
@@ -101,19 +146,25 @@ pub fn service_drift(
     live: &LiveService,
 ) -> Vec<FieldDiff> {
     let count_owned = desired_spec.desired_count.is_some();
-    let mut drift = diff_values(
-        "",
-        &comparable(desired_spec, count_owned),
-        &comparable(&live.spec, count_owned),
-    );
+    let mut desired = comparable(desired_spec, count_owned);
+    let mut live_view = comparable(&live.spec, count_owned);
+    without_unowned(&mut desired, &mut live_view);
+    let mut drift = diff_values("", &desired, &live_view);
     match &live.task_definition {
         LiveTaskDefinition::Hash(h) if h == desired_hash => {}
         LiveTaskDefinition::Described { hash, .. } if hash == desired_hash => {}
-        LiveTaskDefinition::Described { spec, .. } => drift.extend(diff_values(
-            "taskDefinition",
-            &to_clean_value(&desired_spec.task_definition),
-            &to_clean_value(spec.as_ref()),
-        )),
+        LiveTaskDefinition::Described { spec, .. } => {
+            let desired = to_comparable(&desired_spec.task_definition);
+            let mut live = to_comparable(spec.as_ref());
+            // Tags on a definition are the manifest's only where it declares them
+            // (earlier versions copied the service's tags there).
+            if desired.get("tags").is_none()
+                && let Some(l) = live.as_object_mut()
+            {
+                l.remove("tags");
+            }
+            drift.extend(diff_values("taskDefinition", &desired, &live));
+        }
         _ => drift.push(FieldDiff {
             path: "taskDefinition".into(),
             desired: serde_json::Value::String(format!(
@@ -124,25 +175,6 @@ pub fn service_drift(
         }),
     }
     drift
-}
-
-fn update_field(top: &str) -> Option<UpdateField> {
-    Some(match top {
-        "taskDefinition" => UpdateField::TaskDefinition,
-        "desiredCount" => UpdateField::DesiredCount,
-        "capacityProviderStrategy" => UpdateField::CapacityProviderStrategy,
-        "platformVersion" => UpdateField::PlatformVersion,
-        "networkConfiguration" => UpdateField::NetworkConfiguration,
-        "loadBalancers" => UpdateField::LoadBalancers,
-        "deploymentConfiguration" => UpdateField::DeploymentConfiguration,
-        "healthCheckGracePeriodSeconds" => UpdateField::HealthCheckGracePeriodSeconds,
-        "enableExecuteCommand" => UpdateField::EnableExecuteCommand,
-        "enableECSManagedTags" => UpdateField::EnableEcsManagedTags,
-        "propagateTags" => UpdateField::PropagateTags,
-        "placementConstraints" => UpdateField::PlacementConstraints,
-        "placementStrategy" => UpdateField::PlacementStrategy,
-        _ => return None,
-    })
 }
 
 fn top_field(path: &str) -> &str {
@@ -242,17 +274,20 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
 
     plan.drift = service_drift(&desired_spec, &d.task_definition_hash, live);
     let mut fields = BTreeSet::new();
+    let mut unsupported = Vec::new();
     let mut tag_drift = false;
     for diff in &plan.drift {
         let top = top_field(&diff.path);
-        if IMMUTABLE_FIELDS.contains(&top) {
+        if is_immutable(top) {
             if !plan.replace.iter().any(|f| f == top) {
                 plan.replace.push(top.to_string());
             }
         } else if top == "tags" {
             tag_drift = true;
-        } else if let Some(f) = update_field(top) {
+        } else if let Some(f) = UpdateMember::from_api_name(top) {
             fields.insert(f);
+        } else {
+            unsupported.push(top.to_string());
         }
     }
     if !plan.replace.is_empty() {
@@ -261,7 +296,34 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
         plan_replacement(d, live, observed, ctx, &mut plan);
         return plan;
     }
-    if fields.contains(&UpdateField::TaskDefinition) {
+    // What the API can neither update nor recreate (none today): said, not hidden.
+    if !unsupported.is_empty() {
+        unsupported.dedup();
+        plan.message = Some(format!(
+            "{} differ and no API call changes them in place",
+            unsupported.join(", ")
+        ));
+    }
+    // A member ECS cannot unset stays as it is: said, and not sent as drift.
+    let stuck: Vec<&str> = fields
+        .iter()
+        .filter(|f| {
+            **f != UpdateMember::TaskDefinition
+                && cleared(**f).is_none()
+                && !comparable(&desired_spec, true)
+                    .as_object()
+                    .is_some_and(|o| o.contains_key(f.api_name()))
+        })
+        .map(|f| f.api_name())
+        .collect();
+    if !stuck.is_empty() {
+        plan.message = Some(format!(
+            "{} set live and not in the manifest: ECS cannot unset it in place; declare it, or replace the service",
+            stuck.join(", ")
+        ));
+    }
+    fields.retain(|f| !stuck.contains(&f.api_name()));
+    if fields.contains(&UpdateMember::TaskDefinition) {
         plan.actions.push(Action::RegisterTaskDefinition {
             family: d.spec.task_definition.family.clone(),
         });
@@ -272,7 +334,8 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
 
     let mut set = BTreeMap::new();
     if tag_drift {
-        for (k, v) in &desired_spec.tags {
+        let desired_tags = desired_spec.tag_map();
+        for (k, v) in &desired_tags {
             if live.tags.get(k) != Some(v) {
                 set.insert(k.clone(), v.clone());
             }
@@ -281,7 +344,7 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
             .tags
             .keys()
             .filter(|k| {
-                !crate::core::normalize::is_reserved_tag(k) && !desired_spec.tags.contains_key(*k)
+                !crate::core::normalize::is_reserved_tag(k) && !desired_tags.contains_key(*k)
             })
             .cloned()
             .collect();

@@ -1,6 +1,7 @@
 use super::*;
 use crate::core::manifest::load;
 use crate::core::normalize::normalize_service;
+use crate::core::model::tag_list;
 use crate::core::state::{Mode, RolloutState, ServiceStatus};
 
 const WEB: &str = r#"apiVersion: ecsync.io/v1alpha1
@@ -43,10 +44,11 @@ fn live_in_sync(d: &DesiredService) -> LiveService {
     spec.platform_version = None;
     spec.deployment_configuration = None;
     spec.enable_execute_command = Some(false);
-    spec.tags.insert(tags::MANAGED_BY.into(), "ecsync".into());
-    spec.tags.insert(tags::SOURCE.into(), "m/web.yaml".into());
-    spec.tags.insert(tags::REVISION.into(), "old".into());
-    let all_tags = spec.tags.clone();
+    let mut all_tags = spec.tag_map();
+    all_tags.insert(tags::MANAGED_BY.into(), "ecsync".into());
+    all_tags.insert(tags::SOURCE.into(), "m/web.yaml".into());
+    all_tags.insert(tags::REVISION.into(), "old".into());
+    spec.tags = Some(tag_list(&all_tags));
     normalize_service(&mut spec);
     // platformVersion LATEST comes back from normalisation of a FARGATE service.
     LiveService {
@@ -140,7 +142,7 @@ fn desired_count_drift_updates_only_the_count() {
     assert_eq!(
         plan.actions[0],
         Action::UpdateService {
-            fields: [UpdateField::DesiredCount].into()
+            fields: [UpdateMember::DesiredCount].into()
         }
     );
     match &plan.actions[1] {
@@ -167,7 +169,7 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
     let d = desired();
     let mut live = live_in_sync(&d);
     let mut td = d.spec.task_definition.clone();
-    td.container_definitions[0].image = "nginx:1.26".into();
+    td.container_definitions[0].image = Some("nginx:1.26".into());
     live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:4".into();
     live.task_definition = LiveTaskDefinition::Described {
         spec: Box::new(td),
@@ -187,7 +189,7 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
         .count();
     assert_eq!(registers, 1);
     assert!(plan.actions.contains(&Action::UpdateService {
-        fields: [UpdateField::TaskDefinition].into()
+        fields: [UpdateMember::TaskDefinition].into()
     }));
 }
 
@@ -195,7 +197,7 @@ fn carrying_unmanaged(image: &str, hash: &str) -> (DesiredService, LiveService) 
     let d = desired();
     let mut live = live_in_sync(&d);
     let mut td = d.spec.task_definition.clone();
-    td.container_definitions[0].image = image.into();
+    td.container_definitions[0].image = Some(image.into());
     live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:4".into();
     live.task_definition = LiveTaskDefinition::Described {
         spec: Box::new(td),
@@ -222,7 +224,10 @@ fn a_revision_that_would_drop_live_settings_is_not_registered() {
 fn an_in_sync_service_with_unmanaged_settings_says_so_and_is_described_again() {
     let d = desired();
     let (_, live) = carrying_unmanaged(
-        &d.spec.task_definition.container_definitions[0].image,
+        d.spec.task_definition.container_definitions[0]
+            .image
+            .as_deref()
+            .unwrap_or_default(),
         &d.task_definition_hash,
     );
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
@@ -258,7 +263,10 @@ fn immutable_field_needs_replacement_and_changes_nothing() {
 fn user_tags_are_set_and_stale_ones_removed_but_reserved_kept() {
     let d = desired();
     let mut live = live_in_sync(&d);
-    live.spec.tags = BTreeMap::from([("old".to_string(), "x".to_string())]);
+    live.spec.tags = Some(tag_list(&BTreeMap::from([(
+        "old".to_string(),
+        "x".to_string(),
+    )])));
     live.tags.insert("old".into(), "x".into());
     live.tags.remove("team");
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));

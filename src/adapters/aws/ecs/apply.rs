@@ -7,7 +7,7 @@ use tracing::info;
 
 use crate::adapters::aws::{AwsError, Clients, call_error, convert};
 use crate::core::manifest::DesiredService;
-use crate::core::plan::{Action, ActionKind, ServicePlan, UpdateField, resolve_target_groups};
+use crate::core::plan::{Action, ActionKind, ServicePlan, cleared, resolve_target_groups};
 use crate::core::tags;
 
 pub struct ApplyContext<'a> {
@@ -54,22 +54,18 @@ pub async fn apply_service(
     for action in &plan.actions {
         match action {
             Action::RegisterTaskDefinition { family } => {
-                // The service's own tags go on its definitions too (cost allocation
-                // reads them there), with ecsync's bookkeeping.
-                let mut td_tags = spec.tags.clone();
-                td_tags.insert(tags::MANAGED_BY.to_string(), ctx.controller_id.to_string());
-                td_tags.insert(
-                    tags::SPEC_HASH.to_string(),
-                    desired.task_definition_hash.clone(),
-                );
-                let out = convert::register_task_definition(
-                    &clients.ecs,
-                    &spec.task_definition,
-                    &td_tags,
-                )?
-                .send()
-                .await
-                .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
+                // ecsync's bookkeeping goes with the definition's own tags.
+                let td_tags = BTreeMap::from([
+                    (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
+                    (
+                        tags::SPEC_HASH.to_string(),
+                        desired.task_definition_hash.clone(),
+                    ),
+                ]);
+                let out = convert::register_task_definition(&spec.task_definition, &td_tags)?
+                    .send_with(&clients.ecs)
+                    .await
+                    .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
                 let arn = out
                     .task_definition()
                     .and_then(|td| td.task_definition_arn())
@@ -103,56 +99,13 @@ pub async fn apply_service(
                 .await?;
             }
             Action::UpdateService { fields } => {
-                let mut b = clients
-                    .ecs
-                    .update_service()
-                    .cluster(&key.cluster)
-                    .service(&key.name);
-                for f in fields {
-                    b = match f {
-                        UpdateField::TaskDefinition => {
-                            b.set_task_definition(applied.task_definition_arn.clone())
-                        }
-                        UpdateField::DesiredCount => b.set_desired_count(spec.desired_count),
-                        UpdateField::CapacityProviderStrategy => b.set_capacity_provider_strategy(
-                            Some(convert::capacity_provider_strategy(&spec)?.unwrap_or_default()),
-                        ),
-                        UpdateField::PlatformVersion => {
-                            b.set_platform_version(spec.platform_version.clone())
-                        }
-                        UpdateField::NetworkConfiguration => {
-                            b.set_network_configuration(convert::network_configuration(&spec)?)
-                        }
-                        UpdateField::LoadBalancers => {
-                            b.set_load_balancers(Some(convert::load_balancers(&spec)))
-                        }
-                        UpdateField::DeploymentConfiguration => {
-                            b.set_deployment_configuration(convert::deployment_configuration(&spec))
-                        }
-                        UpdateField::HealthCheckGracePeriodSeconds => b
-                            .health_check_grace_period_seconds(
-                                spec.health_check_grace_period_seconds.unwrap_or(0),
-                            ),
-                        UpdateField::EnableExecuteCommand => {
-                            b.enable_execute_command(spec.enable_execute_command.unwrap_or(false))
-                        }
-                        UpdateField::EnableEcsManagedTags => {
-                            b.enable_ecs_managed_tags(spec.enable_ecs_managed_tags.unwrap_or(false))
-                        }
-                        UpdateField::PropagateTags => {
-                            b.propagate_tags(aws_sdk_ecs::types::PropagateTags::from(
-                                spec.propagate_tags.as_deref().unwrap_or("NONE"),
-                            ))
-                        }
-                        UpdateField::PlacementConstraints => b.set_placement_constraints(Some(
-                            convert::placement_constraints(&spec).unwrap_or_default(),
-                        )),
-                        UpdateField::PlacementStrategy => b.set_placement_strategy(Some(
-                            convert::placement_strategy(&spec).unwrap_or_default(),
-                        )),
-                    };
-                }
-                b.send()
+                let id = convert::ServiceIdentity {
+                    cluster: &key.cluster,
+                    name: &key.name,
+                    task_definition: applied.task_definition_arn.as_deref().unwrap_or_default(),
+                };
+                convert::update_service(&spec, &id, fields, cleared)?
+                    .send_with(&clients.ecs)
                     .await
                     .map_err(|e| call_error("ECS:UpdateService", e))?;
                 info!(cluster = %key.cluster, service = %key.name, fields = ?fields, drift = ?why,
@@ -214,7 +167,7 @@ async fn create_service(
 ) -> Result<Option<String>, AwsError> {
     let key = &desired.key;
     let td = applied.task_definition_arn.clone().unwrap_or_default();
-    let mut all_tags = spec.tags.clone();
+    let mut all_tags = spec.tag_map();
     all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
     all_tags.insert(tags::REVISION.into(), ctx.revision.into());
     all_tags.insert(tags::SOURCE.into(), desired.source.clone());
@@ -227,40 +180,13 @@ async fn create_service(
     if let Some(original) = replacement_of {
         all_tags.insert(tags::REPLACEMENT_OF.into(), original.into());
     }
-    let out = clients
-        .ecs
-        .create_service()
-        .cluster(&key.cluster)
-        .service_name(name)
-        .task_definition(&td)
-        .set_desired_count(desired_count)
-        .set_launch_type(
-            spec.launch_type
-                .as_deref()
-                .map(aws_sdk_ecs::types::LaunchType::from),
-        )
-        .set_capacity_provider_strategy(convert::capacity_provider_strategy(spec)?)
-        .set_platform_version(spec.platform_version.clone())
-        .set_network_configuration(convert::network_configuration(spec)?)
-        .set_load_balancers(Some(convert::load_balancers(spec)))
-        .set_deployment_configuration(convert::deployment_configuration(spec))
-        .set_health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
-        .set_scheduling_strategy(
-            spec.scheduling_strategy
-                .as_deref()
-                .map(aws_sdk_ecs::types::SchedulingStrategy::from),
-        )
-        .set_enable_execute_command(spec.enable_execute_command)
-        .set_enable_ecs_managed_tags(spec.enable_ecs_managed_tags)
-        .set_propagate_tags(
-            spec.propagate_tags
-                .as_deref()
-                .map(aws_sdk_ecs::types::PropagateTags::from),
-        )
-        .set_placement_constraints(convert::placement_constraints(spec))
-        .set_placement_strategy(convert::placement_strategy(spec))
-        .set_tags(Some(convert::sdk_tags(&all_tags)))
-        .send()
+    let id = convert::ServiceIdentity {
+        cluster: &key.cluster,
+        name,
+        task_definition: &td,
+    };
+    let out = convert::create_service(spec, &id, desired_count, &all_tags)?
+        .send_with(&clients.ecs)
         .await
         .map_err(|e| call_error("ECS:CreateService", e))?;
     info!(cluster = %key.cluster, service = %name, task_definition = %td,

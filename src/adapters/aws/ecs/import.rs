@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::{services, shape};
+use super::services;
 use crate::adapters::aws::{AwsError, Clients, call_error, convert};
 use crate::core::model::{API_VERSION, KIND_SERVICE, Manifest, Metadata, TaskDefinition};
 use crate::core::normalize;
@@ -63,13 +63,14 @@ pub async fn import(
                 .ecs
                 .describe_task_definition()
                 .task_definition(&td_arn)
+                .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
                 .send()
                 .await
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
             // A manifest without its definition would be no adoption at all.
             let td = out
                 .task_definition()
-                .map(shape::read_task_definition)
+                .map(|td| convert::read_task_definition(td, out.tags()))
                 .ok_or_else(|| {
                     AwsError::Incomplete(format!(
                         "DescribeTaskDefinition answered {td_arn} without a definition"
@@ -78,10 +79,10 @@ pub async fn import(
             definitions.insert(td_arn.clone(), td);
         }
         let (td, unmanaged) = definitions.get(&td_arn).cloned().unwrap_or_default();
-        let mut spec = convert::service_spec_from_sdk(s, cluster);
+        let mut spec = convert::service_spec_from_sdk(s, cluster)?;
         spec.task_definition = td;
         for lb in spec.load_balancers.iter_mut().flatten() {
-            lb.target_group = target_group_name(&lb.target_group);
+            lb.target_group_arn = lb.target_group_arn.as_deref().map(target_group_name);
         }
         normalize::normalize_service(&mut spec);
         imported.push(Imported {

@@ -4,4 +4,4 @@ pub mod apply;
 pub mod import;
 pub mod observe;
 pub mod services;
-pub mod shape;
+

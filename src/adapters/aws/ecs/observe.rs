@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ecs::types as ecs;
 use tokio::task::JoinSet;
 
-use super::{services, shape};
+use super::services;
 use crate::adapters::aws::{AwsError, Clients, call_error, convert, elbv2};
 use crate::core::manifest::{DesiredService, task_definition_hash};
 use crate::core::model::{ServiceKey, TaskDefinition};
@@ -97,7 +97,7 @@ pub async fn observe(
     while let Some(joined) = tasks.join_next().await {
         let (cluster, result) = joined.map_err(|e| AwsError::lost("reading a cluster", e))?;
         for svc in result? {
-            let live = live_service(&svc, &cluster, cache);
+            let live = live_service(&svc, &cluster, cache)?;
             observed.services.insert(live.key.clone(), live);
         }
     }
@@ -171,9 +171,13 @@ async fn cluster_services(
     Ok(described.services)
 }
 
-fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) -> LiveService {
-    let mut spec = convert::service_spec_from_sdk(s, cluster);
-    let all_tags = spec.tags.clone();
+fn live_service(
+    s: &ecs::Service,
+    cluster: &str,
+    cache: &TaskDefinitionCache,
+) -> Result<LiveService, AwsError> {
+    let mut spec = convert::service_spec_from_sdk(s, cluster)?;
+    let all_tags = spec.tag_map();
     normalize::normalize_service(&mut spec);
     let td_arn = s.task_definition().unwrap_or_default().to_string();
     let task_definition = match cache.get(&td_arn) {
@@ -183,7 +187,7 @@ fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) ->
             .and_then(|v| tags::hash_for(v, &td_arn))
             .map_or(LiveTaskDefinition::Unknown, LiveTaskDefinition::Hash),
     };
-    LiveService {
+    Ok(LiveService {
         key: ServiceKey {
             cluster: cluster.to_string(),
             name: s.service_name().unwrap_or_default().to_string(),
@@ -195,7 +199,7 @@ fn live_service(s: &ecs::Service, cluster: &str, cache: &TaskDefinitionCache) ->
         task_definition,
         tags: all_tags,
         rollout: rollout(s),
-    }
+    })
 }
 
 fn rollout(s: &ecs::Service) -> Rollout {
@@ -248,10 +252,14 @@ async fn describe_unknown_task_definitions(
             let out = ecs
                 .describe_task_definition()
                 .task_definition(&arn)
+                .include(ecs::TaskDefinitionField::Tags)
                 .send()
                 .await
                 .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
-            Ok::<_, AwsError>((arn, out.task_definition().map(shape::read_task_definition)))
+            let td = out
+                .task_definition()
+                .map(|td| convert::read_task_definition(td, out.tags()));
+            Ok::<_, AwsError>((arn, td))
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -292,7 +300,7 @@ fn target_group_names(desired: &[DesiredService]) -> BTreeSet<String> {
                 .load_balancers
                 .iter()
                 .flatten()
-                .map(|lb| lb.target_group.clone());
+                .filter_map(|lb| lb.target_group_arn.clone());
             let legacy = d.spec.migration.iter().map(|m| m.from.target_group.clone());
             own.chain(legacy)
         })
