@@ -264,6 +264,18 @@ class Gen:
         w("    }")
         w("}")
         w("")
+        described = set(self.model.shape_for("Service").members) | set(
+            self.model.shape_for("Deployment").members
+        )
+        # `role` comes back as `roleArn`.
+        hidden = [n for n in service_members if n not in described and n != "role"]
+        w("/// Members `CreateService` takes that no `DescribeServices` answer carries")
+        w("/// (neither on the service nor on its deployments): sent, never compared.")
+        w("pub const NOT_DESCRIBED_MEMBERS: &[&str] = &[")
+        for n in hidden:
+            w(f"    {rust_string(n)},")
+        w("];")
+        w("")
         create_only = [n for n in service_members if n not in update.members]
         w("/// Members `CreateService` takes and `UpdateService` does not: changing one")
         w("/// means a new service (tags excepted, which TagResource changes).")

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use ecsync::core::diff::{diff_values, to_clean_value};
 use ecsync::core::manifest;
 use ecsync::core::model::{
-    tag_list,
     AwsVpcConfiguration, ContainerDefinition, HealthCheck, KeyValuePair, NetworkConfiguration,
-    PortMapping, Secret, ServiceSpec, TaskDefinition,
+    PortMapping, Secret, ServiceSpec, TaskDefinition, tag_list,
 };
 use ecsync::core::normalize::normalize_service;
 use proptest::prelude::*;

@@ -1,8 +1,8 @@
 //! The pure core: plain data in, plain data out. Nothing here performs I/O,
 //! imports tokio or an AWS SDK crate, or reads a clock; callers pass `now`.
 
-pub mod decommission;
 pub mod api;
+pub mod decommission;
 pub mod diff;
 pub mod manifest;
 pub mod migration;

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::core::model::{
     AwsVpcConfiguration, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    DeploymentController, HealthCheck, LoadBalancer, NetworkConfiguration, ServiceSpec, Tag, TaskDefinition,
+    DeploymentController, HealthCheck, LoadBalancer, NetworkConfiguration, ServiceSpec, Tag,
+    TaskDefinition,
 };
 
 /// Tag prefixes that belong to ecsync or AWS, never to the manifest's `tags`.
@@ -281,11 +282,9 @@ fn normalize_container(c: &mut ContainerDefinition, network_mode: &str) {
             fl.options = None;
         }
     }
-    if c
-        .restart_policy
-        .as_ref()
-        .is_some_and(|r| !r.enabled && r.ignored_exit_codes.is_none() && r.restart_attempt_period.is_none())
-    {
+    if c.restart_policy.as_ref().is_some_and(|r| {
+        !r.enabled && r.ignored_exit_codes.is_none() && r.restart_attempt_period.is_none()
+    }) {
         c.restart_policy = None;
     }
 }

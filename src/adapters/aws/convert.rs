@@ -18,7 +18,9 @@ use aws_sdk_ecs::operation::update_service::builders::UpdateServiceInputBuilder;
 use aws_sdk_ecs::types as ecs;
 use aws_smithy_json::codec::{JsonCodec, JsonCodecSettings};
 use aws_smithy_schema::codec::Codec;
-use aws_smithy_schema::serde::{SerdeError, SerializableStruct, ShapeDeserializer, ShapeSerializer};
+use aws_smithy_schema::serde::{
+    SerdeError, SerializableStruct, ShapeDeserializer, ShapeSerializer,
+};
 use serde_json::{Map, Value};
 
 use crate::core::diff::{lost_members, to_clean_value};
@@ -374,4 +376,3 @@ pub fn service_spec_from_sdk(s: &ecs::Service, cluster: &str) -> Result<ServiceS
         message: e.to_string(),
     })
 }
-

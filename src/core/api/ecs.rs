@@ -234,18 +234,20 @@ impl UpdateMember {
         }
     }
     pub fn from_api_name(name: &str) -> Option<UpdateMember> {
-        UpdateMember::ALL.iter().copied().find(|m| m.api_name() == name)
+        UpdateMember::ALL
+            .iter()
+            .copied()
+            .find(|m| m.api_name() == name)
     }
 }
 
+/// Members `CreateService` takes that no `DescribeServices` answer carries
+/// (neither on the service nor on its deployments): sent, never compared.
+pub const NOT_DESCRIBED_MEMBERS: &[&str] = &["gatewayConnectors", "monitoring"];
+
 /// Members `CreateService` takes and `UpdateService` does not: changing one
 /// means a new service (tags excepted, which TagResource changes).
-pub const CREATE_ONLY_MEMBERS: &[&str] = &[
-    "launchType",
-    "role",
-    "schedulingStrategy",
-    "tags",
-];
+pub const CREATE_ONLY_MEMBERS: &[&str] = &["launchType", "role", "schedulingStrategy", "tags"];
 
 pub const ACCESS_TYPE: &[&str] = &["PUBLIC", "PRIVATE"];
 pub const APPLICATION_PROTOCOL: &[&str] = &["http", "http2", "grpc"];
@@ -256,7 +258,16 @@ pub const COMPATIBILITY: &[&str] = &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INST
 pub const CONTAINER_CONDITION: &[&str] = &["START", "COMPLETE", "SUCCESS", "HEALTHY"];
 pub const DEPLOYMENT_CONTROLLER_TYPE: &[&str] = &["ECS", "CODE_DEPLOY", "EXTERNAL"];
 pub const DEPLOYMENT_LIFECYCLE_HOOK_ACTION: &[&str] = &["ROLLBACK", "CONTINUE"];
-pub const DEPLOYMENT_LIFECYCLE_HOOK_STAGE: &[&str] = &["RECONCILE_SERVICE", "PRE_SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"];
+pub const DEPLOYMENT_LIFECYCLE_HOOK_STAGE: &[&str] = &[
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
 pub const DEPLOYMENT_LIFECYCLE_HOOK_TARGET_TYPE: &[&str] = &["AWS_LAMBDA", "PAUSE"];
 pub const DEPLOYMENT_STRATEGY: &[&str] = &["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"];
 pub const DEVICE_CGROUP_PERMISSION: &[&str] = &["read", "write", "mknod"];
@@ -269,9 +280,29 @@ pub const GATEWAY_CONNECTOR_HEALTH_CHECK_PROTOCOL: &[&str] = &["HTTP", "HTTPS"];
 pub const IPC_MODE: &[&str] = &["host", "task", "none"];
 pub const ISOLATION_MODE: &[&str] = &["SHARED", "ISOLATED_SANDBOX", "CONFIDENTIAL_SANDBOX"];
 pub const LAUNCH_TYPE: &[&str] = &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"];
-pub const LOG_DRIVER: &[&str] = &["json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens"];
+pub const LOG_DRIVER: &[&str] = &[
+    "json-file",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "awsfirelens",
+];
 pub const NETWORK_MODE: &[&str] = &["bridge", "host", "awsvpc", "none"];
-pub const OS_FAMILY: &[&str] = &["WINDOWS_SERVER_2019_FULL", "WINDOWS_SERVER_2019_CORE", "WINDOWS_SERVER_2016_FULL", "WINDOWS_SERVER_2004_CORE", "WINDOWS_SERVER_2022_CORE", "WINDOWS_SERVER_2022_FULL", "WINDOWS_SERVER_2025_CORE", "WINDOWS_SERVER_2025_FULL", "WINDOWS_SERVER_20H2_CORE", "LINUX"];
+pub const OS_FAMILY: &[&str] = &[
+    "WINDOWS_SERVER_2019_FULL",
+    "WINDOWS_SERVER_2019_CORE",
+    "WINDOWS_SERVER_2016_FULL",
+    "WINDOWS_SERVER_2004_CORE",
+    "WINDOWS_SERVER_2022_CORE",
+    "WINDOWS_SERVER_2022_FULL",
+    "WINDOWS_SERVER_2025_CORE",
+    "WINDOWS_SERVER_2025_FULL",
+    "WINDOWS_SERVER_20H2_CORE",
+    "LINUX",
+];
 pub const PID_MODE: &[&str] = &["host", "task"];
 pub const PLACEMENT_CONSTRAINT_TYPE: &[&str] = &["distinctInstance", "memberOf"];
 pub const PLACEMENT_STRATEGY_TYPE: &[&str] = &["random", "spread", "binpack"];
@@ -288,7 +319,23 @@ pub const TASK_DEFINITION_PLACEMENT_CONSTRAINT_TYPE: &[&str] = &["memberOf"];
 pub const TASK_FILESYSTEM_TYPE: &[&str] = &["ext3", "ext4", "xfs", "ntfs"];
 pub const THRESHOLD_TYPE: &[&str] = &["COUNT", "BOUNDED_PERCENT", "UNBOUNDED_PERCENT"];
 pub const TRANSPORT_PROTOCOL: &[&str] = &["tcp", "udp"];
-pub const ULIMIT_NAME: &[&str] = &["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
+pub const ULIMIT_NAME: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
 pub const VERSION_CONSISTENCY: &[&str] = &["enabled", "disabled"];
 pub const TAG_KEY_PATTERN: &str = "^(?:([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*))$";
 pub const TAG_VALUE_PATTERN: &str = "^(?:([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*))$";
@@ -299,41 +346,113 @@ pub const TAG_VALUE_PATTERN: &str = "^(?:([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*))$";
 pub struct TaskDefinition {
     #[serde(rename = "family", default)]
     pub family: String,
-    #[serde(rename = "taskRoleArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "taskRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub task_role_arn: Option<String>,
-    #[serde(rename = "executionRoleArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "executionRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub execution_role_arn: Option<String>,
-    #[serde(rename = "networkMode", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "networkMode",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub network_mode: Option<String>,
     #[serde(rename = "containerDefinitions", default)]
     pub container_definitions: Vec<ContainerDefinition>,
     #[serde(rename = "volumes", default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<Volume>>,
-    #[serde(rename = "placementConstraints", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "placementConstraints",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub placement_constraints: Option<Vec<TaskDefinitionPlacementConstraint>>,
-    #[serde(rename = "requiresCompatibilities", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "requiresCompatibilities",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub requires_compatibilities: Option<Vec<String>>,
-    #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "cpu",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub cpu: Option<String>,
-    #[serde(rename = "memory", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "memory",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub memory: Option<String>,
-    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::tags")]
+    #[serde(
+        rename = "tags",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::tags"
+    )]
     pub tags: Option<Vec<Tag>>,
-    #[serde(rename = "pidMode", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "pidMode",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub pid_mode: Option<String>,
-    #[serde(rename = "ipcMode", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "ipcMode",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub ipc_mode: Option<String>,
-    #[serde(rename = "proxyConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "proxyConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_configuration: Option<ProxyConfiguration>,
-    #[serde(rename = "inferenceAccelerators", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "inferenceAccelerators",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inference_accelerators: Option<Vec<InferenceAccelerator>>,
-    #[serde(rename = "ephemeralStorage", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ephemeralStorage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ephemeral_storage: Option<EphemeralStorage>,
-    #[serde(rename = "runtimePlatform", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "runtimePlatform",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub runtime_platform: Option<RuntimePlatform>,
-    #[serde(rename = "enableFaultInjection", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "enableFaultInjection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_fault_injection: Option<bool>,
-    #[serde(rename = "trustedExecutionConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "trustedExecutionConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
     #[serde(rename = "taskDefinitionArn", default, skip_serializing)]
     pub task_definition_arn: Option<IgnoredAny>,
@@ -379,7 +498,12 @@ impl Validate for TaskDefinition {
         }
         if let Some(v) = &self.requires_compatibilities {
             for (i0, x0) in v.iter().enumerate() {
-                check::one_of(x0, COMPATIBILITY, &at.key("requiresCompatibilities").index(i0), out);
+                check::one_of(
+                    x0,
+                    COMPATIBILITY,
+                    &at.key("requiresCompatibilities").index(i0),
+                    out,
+                );
             }
         }
         if let Some(v) = &self.tags {
@@ -460,89 +584,231 @@ impl TaskDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerDefinition {
-    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "name",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub name: Option<String>,
-    #[serde(rename = "image", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "image",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub image: Option<String>,
-    #[serde(rename = "repositoryCredentials", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "repositoryCredentials",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repository_credentials: Option<RepositoryCredentials>,
     #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i32>,
     #[serde(rename = "memory", default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<i32>,
-    #[serde(rename = "memoryReservation", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "memoryReservation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory_reservation: Option<i32>,
     #[serde(rename = "links", default, skip_serializing_if = "Option::is_none")]
     pub links: Option<Vec<String>>,
-    #[serde(rename = "portMappings", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "portMappings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port_mappings: Option<Vec<PortMapping>>,
     #[serde(rename = "essential", default, skip_serializing_if = "Option::is_none")]
     pub essential: Option<bool>,
-    #[serde(rename = "restartPolicy", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "restartPolicy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub restart_policy: Option<ContainerRestartPolicy>,
-    #[serde(rename = "entryPoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "entryPoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entry_point: Option<Vec<String>>,
     #[serde(rename = "command", default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    #[serde(rename = "environment", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "environment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub environment: Option<Vec<KeyValuePair>>,
-    #[serde(rename = "environmentFiles", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "environmentFiles",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub environment_files: Option<Vec<EnvironmentFile>>,
-    #[serde(rename = "mountPoints", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "mountPoints",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mount_points: Option<Vec<MountPoint>>,
-    #[serde(rename = "volumesFrom", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "volumesFrom",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub volumes_from: Option<Vec<VolumeFrom>>,
-    #[serde(rename = "linuxParameters", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "linuxParameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub linux_parameters: Option<LinuxParameters>,
     #[serde(rename = "secrets", default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<Secret>>,
     #[serde(rename = "dependsOn", default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<ContainerDependency>>,
-    #[serde(rename = "startTimeout", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "startTimeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start_timeout: Option<i32>,
-    #[serde(rename = "stopTimeout", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "stopTimeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_timeout: Option<i32>,
-    #[serde(rename = "versionConsistency", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "versionConsistency",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub version_consistency: Option<String>,
-    #[serde(rename = "hostname", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "hostname",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub hostname: Option<String>,
-    #[serde(rename = "user", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "user",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub user: Option<String>,
-    #[serde(rename = "workingDirectory", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "workingDirectory",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub working_directory: Option<String>,
-    #[serde(rename = "disableNetworking", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "disableNetworking",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disable_networking: Option<bool>,
-    #[serde(rename = "privileged", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "privileged",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub privileged: Option<bool>,
-    #[serde(rename = "readonlyRootFilesystem", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "readonlyRootFilesystem",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub readonly_root_filesystem: Option<bool>,
-    #[serde(rename = "dnsServers", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dnsServers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dns_servers: Option<Vec<String>>,
-    #[serde(rename = "dnsSearchDomains", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dnsSearchDomains",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dns_search_domains: Option<Vec<String>>,
-    #[serde(rename = "extraHosts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "extraHosts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub extra_hosts: Option<Vec<HostEntry>>,
-    #[serde(rename = "dockerSecurityOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dockerSecurityOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub docker_security_options: Option<Vec<String>>,
-    #[serde(rename = "interactive", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "interactive",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub interactive: Option<bool>,
-    #[serde(rename = "pseudoTerminal", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "pseudoTerminal",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pseudo_terminal: Option<bool>,
-    #[serde(rename = "dockerLabels", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dockerLabels",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub docker_labels: Option<BTreeMap<String, String>>,
     #[serde(rename = "ulimits", default, skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Vec<Ulimit>>,
-    #[serde(rename = "logConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "logConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub log_configuration: Option<LogConfiguration>,
-    #[serde(rename = "healthCheck", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthCheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check: Option<HealthCheck>,
-    #[serde(rename = "systemControls", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "systemControls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub system_controls: Option<Vec<SystemControl>>,
-    #[serde(rename = "resourceRequirements", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "resourceRequirements",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource_requirements: Option<Vec<ResourceRequirement>>,
-    #[serde(rename = "firelensConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "firelensConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub firelens_configuration: Option<FirelensConfiguration>,
-    #[serde(rename = "credentialSpecs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "credentialSpecs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub credential_specs: Option<Vec<String>>,
 }
 
@@ -636,25 +902,48 @@ pub struct RepositoryCredentials {
 }
 
 impl Validate for RepositoryCredentials {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `PortMapping`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
-    #[serde(rename = "containerPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_port: Option<i32>,
     #[serde(rename = "hostPort", default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i32>,
-    #[serde(rename = "protocol", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "protocol",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub protocol: Option<String>,
-    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "name",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub name: Option<String>,
-    #[serde(rename = "appProtocol", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "appProtocol",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub app_protocol: Option<String>,
-    #[serde(rename = "containerPortRange", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "containerPortRange",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub container_port_range: Option<String>,
 }
 
@@ -675,30 +964,46 @@ impl Validate for PortMapping {
 pub struct ContainerRestartPolicy {
     #[serde(rename = "enabled")]
     pub enabled: bool,
-    #[serde(rename = "ignoredExitCodes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ignoredExitCodes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ignored_exit_codes: Option<Vec<i32>>,
-    #[serde(rename = "restartAttemptPeriod", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "restartAttemptPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub restart_attempt_period: Option<i32>,
 }
 
 impl Validate for ContainerRestartPolicy {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `KeyValuePair`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyValuePair {
-    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "name",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub name: Option<String>,
-    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "value",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub value: Option<String>,
 }
 
 impl Validate for KeyValuePair {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `EnvironmentFile`
@@ -722,51 +1027,80 @@ impl Validate for EnvironmentFile {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountPoint {
-    #[serde(rename = "sourceVolume", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "sourceVolume",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub source_volume: Option<String>,
-    #[serde(rename = "containerPath", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "containerPath",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub container_path: Option<String>,
     #[serde(rename = "readOnly", default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
 }
 
 impl Validate for MountPoint {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `VolumeFrom`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeFrom {
-    #[serde(rename = "sourceContainer", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "sourceContainer",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub source_container: Option<String>,
     #[serde(rename = "readOnly", default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
 }
 
 impl Validate for VolumeFrom {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `LinuxParameters`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinuxParameters {
-    #[serde(rename = "capabilities", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "capabilities",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capabilities: Option<KernelCapabilities>,
     #[serde(rename = "devices", default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<Device>>,
-    #[serde(rename = "initProcessEnabled", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "initProcessEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub init_process_enabled: Option<bool>,
-    #[serde(rename = "sharedMemorySize", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sharedMemorySize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shared_memory_size: Option<i32>,
     #[serde(rename = "tmpfs", default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<Vec<Tmpfs>>,
     #[serde(rename = "maxSwap", default, skip_serializing_if = "Option::is_none")]
     pub max_swap: Option<i32>,
-    #[serde(rename = "swappiness", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "swappiness",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub swappiness: Option<i32>,
 }
 
@@ -799,8 +1133,7 @@ pub struct KernelCapabilities {
 }
 
 impl Validate for KernelCapabilities {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `Device`
@@ -809,9 +1142,18 @@ impl Validate for KernelCapabilities {
 pub struct Device {
     #[serde(rename = "hostPath", deserialize_with = "de::string")]
     pub host_path: String,
-    #[serde(rename = "containerPath", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "containerPath",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub container_path: Option<String>,
-    #[serde(rename = "permissions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "permissions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -819,7 +1161,12 @@ impl Validate for Device {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.permissions {
             for (i0, x0) in v.iter().enumerate() {
-                check::one_of(x0, DEVICE_CGROUP_PERMISSION, &at.key("permissions").index(i0), out);
+                check::one_of(
+                    x0,
+                    DEVICE_CGROUP_PERMISSION,
+                    &at.key("permissions").index(i0),
+                    out,
+                );
             }
         }
     }
@@ -833,13 +1180,16 @@ pub struct Tmpfs {
     pub container_path: String,
     #[serde(rename = "size")]
     pub size: i32,
-    #[serde(rename = "mountOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "mountOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mount_options: Option<Vec<String>>,
 }
 
 impl Validate for Tmpfs {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `Secret`
@@ -853,8 +1203,7 @@ pub struct Secret {
 }
 
 impl Validate for Secret {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `ContainerDependency`
@@ -885,8 +1234,7 @@ pub struct HostEntry {
 }
 
 impl Validate for HostEntry {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `Ulimit`
@@ -916,7 +1264,11 @@ pub struct LogConfiguration {
     pub log_driver: String,
     #[serde(rename = "options", default, skip_serializing_if = "Option::is_none")]
     pub options: Option<BTreeMap<String, String>>,
-    #[serde(rename = "secretOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "secretOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secret_options: Option<Vec<Secret>>,
 }
 
@@ -944,39 +1296,60 @@ pub struct HealthCheck {
     pub timeout: Option<i32>,
     #[serde(rename = "retries", default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i32>,
-    #[serde(rename = "startPeriod", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "startPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start_period: Option<i32>,
 }
 
 impl Validate for HealthCheck {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `SystemControl`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemControl {
-    #[serde(rename = "namespace", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "namespace",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub namespace: Option<String>,
-    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "value",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub value: Option<String>,
 }
 
 impl Validate for SystemControl {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `ResourceRequirement`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequirement {
-    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "value",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub value: Option<String>,
     #[serde(rename = "type", deserialize_with = "de::string")]
     pub r#type: String,
-    #[serde(rename = "sharingStrategy", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sharingStrategy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sharing_strategy: Option<SharingStrategy>,
 }
 
@@ -1012,7 +1385,11 @@ impl Validate for SharingStrategy {
 pub struct NvidiaMpsAllocation {
     #[serde(rename = "memory")]
     pub memory: i32,
-    #[serde(rename = "maxComputePercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxComputePercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_compute_percent: Option<i32>,
 }
 
@@ -1047,19 +1424,45 @@ impl Validate for FirelensConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Volume {
-    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "name",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub name: Option<String>,
     #[serde(rename = "host", default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolumeProperties>,
-    #[serde(rename = "dockerVolumeConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dockerVolumeConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub docker_volume_configuration: Option<DockerVolumeConfiguration>,
-    #[serde(rename = "efsVolumeConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "efsVolumeConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub efs_volume_configuration: Option<EFSVolumeConfiguration>,
-    #[serde(rename = "s3filesVolumeConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "s3filesVolumeConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub s3files_volume_configuration: Option<S3FilesVolumeConfiguration>,
-    #[serde(rename = "fsxWindowsFileServerVolumeConfiguration", default, skip_serializing_if = "Option::is_none")]
-    pub fsx_windows_file_server_volume_configuration: Option<FSxWindowsFileServerVolumeConfiguration>,
-    #[serde(rename = "configuredAtLaunch", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "fsxWindowsFileServerVolumeConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fsx_windows_file_server_volume_configuration:
+        Option<FSxWindowsFileServerVolumeConfiguration>,
+    #[serde(
+        rename = "configuredAtLaunch",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub configured_at_launch: Option<bool>,
 }
 
@@ -1087,26 +1490,48 @@ impl Validate for Volume {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostVolumeProperties {
-    #[serde(rename = "sourcePath", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "sourcePath",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub source_path: Option<String>,
 }
 
 impl Validate for HostVolumeProperties {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `DockerVolumeConfiguration`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerVolumeConfiguration {
-    #[serde(rename = "scope", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "scope",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub scope: Option<String>,
-    #[serde(rename = "autoprovision", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "autoprovision",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub autoprovision: Option<bool>,
-    #[serde(rename = "driver", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "driver",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub driver: Option<String>,
-    #[serde(rename = "driverOpts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "driverOpts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub driver_opts: Option<BTreeMap<String, String>>,
     #[serde(rename = "labels", default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
@@ -1126,13 +1551,31 @@ impl Validate for DockerVolumeConfiguration {
 pub struct EFSVolumeConfiguration {
     #[serde(rename = "fileSystemId", deserialize_with = "de::string")]
     pub file_system_id: String,
-    #[serde(rename = "rootDirectory", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "rootDirectory",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub root_directory: Option<String>,
-    #[serde(rename = "transitEncryption", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "transitEncryption",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub transit_encryption: Option<String>,
-    #[serde(rename = "transitEncryptionPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "transitEncryptionPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transit_encryption_port: Option<i32>,
-    #[serde(rename = "authorizationConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "authorizationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authorization_config: Option<EFSAuthorizationConfig>,
 }
 
@@ -1151,9 +1594,19 @@ impl Validate for EFSVolumeConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EFSAuthorizationConfig {
-    #[serde(rename = "accessPointId", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "accessPointId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub access_point_id: Option<String>,
-    #[serde(rename = "iam", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "iam",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub iam: Option<String>,
 }
 
@@ -1171,17 +1624,30 @@ impl Validate for EFSAuthorizationConfig {
 pub struct S3FilesVolumeConfiguration {
     #[serde(rename = "fileSystemArn", deserialize_with = "de::string")]
     pub file_system_arn: String,
-    #[serde(rename = "rootDirectory", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "rootDirectory",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub root_directory: Option<String>,
-    #[serde(rename = "transitEncryptionPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "transitEncryptionPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transit_encryption_port: Option<i32>,
-    #[serde(rename = "accessPointArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "accessPointArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub access_point_arn: Option<String>,
 }
 
 impl Validate for S3FilesVolumeConfiguration {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `FSxWindowsFileServerVolumeConfiguration`
@@ -1214,24 +1680,38 @@ pub struct FSxWindowsFileServerAuthorizationConfig {
 }
 
 impl Validate for FSxWindowsFileServerAuthorizationConfig {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `TaskDefinitionPlacementConstraint`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDefinitionPlacementConstraint {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub r#type: Option<String>,
-    #[serde(rename = "expression", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "expression",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub expression: Option<String>,
 }
 
 impl Validate for TaskDefinitionPlacementConstraint {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.r#type {
-            check::one_of(v, TASK_DEFINITION_PLACEMENT_CONSTRAINT_TYPE, &at.key("type"), out);
+            check::one_of(
+                v,
+                TASK_DEFINITION_PLACEMENT_CONSTRAINT_TYPE,
+                &at.key("type"),
+                out,
+            );
         }
     }
 }
@@ -1240,9 +1720,19 @@ impl Validate for TaskDefinitionPlacementConstraint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tag {
-    #[serde(rename = "key", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "key",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub key: Option<String>,
-    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "value",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub value: Option<String>,
 }
 
@@ -1263,11 +1753,20 @@ impl Validate for Tag {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfiguration {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub r#type: Option<String>,
     #[serde(rename = "containerName", deserialize_with = "de::string")]
     pub container_name: String,
-    #[serde(rename = "properties", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "properties",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub properties: Option<Vec<KeyValuePair>>,
 }
 
@@ -1295,8 +1794,7 @@ pub struct InferenceAccelerator {
 }
 
 impl Validate for InferenceAccelerator {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `EphemeralStorage`
@@ -1308,17 +1806,26 @@ pub struct EphemeralStorage {
 }
 
 impl Validate for EphemeralStorage {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `RuntimePlatform`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimePlatform {
-    #[serde(rename = "cpuArchitecture", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "cpuArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub cpu_architecture: Option<String>,
-    #[serde(rename = "operatingSystemFamily", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "operatingSystemFamily",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub operating_system_family: Option<String>,
 }
 
@@ -1339,7 +1846,12 @@ impl Validate for RuntimePlatform {
 pub struct TrustedExecutionConfiguration {
     #[serde(rename = "isolationMode", deserialize_with = "de::string")]
     pub isolation_mode: String,
-    #[serde(rename = "attestationPolicy", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "attestationPolicy",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub attestation_policy: Option<String>,
 }
 
@@ -1497,15 +2009,39 @@ pub(crate) use service_spec;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancer {
-    #[serde(rename = "targetGroupArn", alias = "targetGroup", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "targetGroupArn",
+        alias = "targetGroup",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub target_group_arn: Option<String>,
-    #[serde(rename = "loadBalancerName", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "loadBalancerName",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub load_balancer_name: Option<String>,
-    #[serde(rename = "containerName", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "containerName",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub container_name: Option<String>,
-    #[serde(rename = "containerPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_port: Option<i32>,
-    #[serde(rename = "advancedConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "advancedConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub advanced_configuration: Option<AdvancedConfiguration>,
 }
 
@@ -1521,38 +2057,70 @@ impl Validate for LoadBalancer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdvancedConfiguration {
-    #[serde(rename = "alternateTargetGroupArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "alternateTargetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub alternate_target_group_arn: Option<String>,
-    #[serde(rename = "productionListenerRule", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "productionListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub production_listener_rule: Option<String>,
-    #[serde(rename = "testListenerRule", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "testListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub test_listener_rule: Option<String>,
-    #[serde(rename = "roleArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "roleArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub role_arn: Option<String>,
 }
 
 impl Validate for AdvancedConfiguration {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `ServiceRegistry`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRegistry {
-    #[serde(rename = "registryArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "registryArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub registry_arn: Option<String>,
     #[serde(rename = "port", default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
-    #[serde(rename = "containerName", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "containerName",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub container_name: Option<String>,
-    #[serde(rename = "containerPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_port: Option<i32>,
 }
 
 impl Validate for ServiceRegistry {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `CapacityProviderStrategyItem`
@@ -1582,25 +2150,62 @@ impl Validate for CapacityProviderStrategyItem {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfiguration {
-    #[serde(rename = "deploymentCircuitBreaker", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deploymentCircuitBreaker",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
-    #[serde(rename = "maximumPercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maximumPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maximum_percent: Option<i32>,
-    #[serde(rename = "minimumHealthyPercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "minimumHealthyPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub minimum_healthy_percent: Option<i32>,
     #[serde(rename = "alarms", default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarms>,
-    #[serde(rename = "strategy", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "strategy",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub strategy: Option<String>,
-    #[serde(rename = "bakeTimeInMinutes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "bakeTimeInMinutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bake_time_in_minutes: Option<i32>,
-    #[serde(rename = "lifecycleHooks", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "lifecycleHooks",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lifecycle_hooks: Option<Vec<DeploymentLifecycleHook>>,
-    #[serde(rename = "linearConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "linearConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub linear_configuration: Option<LinearConfiguration>,
-    #[serde(rename = "canaryConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "canaryConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub canary_configuration: Option<CanaryConfiguration>,
-    #[serde(rename = "earlySuccessCriteria", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "earlySuccessCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub early_success_criteria: Option<DeploymentEarlySuccessCriteria>,
 }
 
@@ -1640,9 +2245,17 @@ pub struct DeploymentCircuitBreaker {
     pub enable: bool,
     #[serde(rename = "rollback")]
     pub rollback: bool,
-    #[serde(rename = "resetOnHealthyTask", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "resetOnHealthyTask",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reset_on_healthy_task: Option<bool>,
-    #[serde(rename = "thresholdConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "thresholdConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub threshold_configuration: Option<ThresholdConfiguration>,
 }
 
@@ -1684,36 +2297,72 @@ pub struct DeploymentAlarms {
 }
 
 impl Validate for DeploymentAlarms {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `DeploymentLifecycleHook`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentLifecycleHook {
-    #[serde(rename = "targetType", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "targetType",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub target_type: Option<String>,
-    #[serde(rename = "hookTargetArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "hookTargetArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub hook_target_arn: Option<String>,
-    #[serde(rename = "roleArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "roleArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub role_arn: Option<String>,
-    #[serde(rename = "lifecycleStages", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "lifecycleStages",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lifecycle_stages: Option<Vec<String>>,
-    #[serde(rename = "hookDetails", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "hookDetails",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hook_details: Option<HookDetails>,
-    #[serde(rename = "timeoutConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "timeoutConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_configuration: Option<DeploymentLifecycleHookTimeoutConfiguration>,
 }
 
 impl Validate for DeploymentLifecycleHook {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.target_type {
-            check::one_of(v, DEPLOYMENT_LIFECYCLE_HOOK_TARGET_TYPE, &at.key("targetType"), out);
+            check::one_of(
+                v,
+                DEPLOYMENT_LIFECYCLE_HOOK_TARGET_TYPE,
+                &at.key("targetType"),
+                out,
+            );
         }
         if let Some(v) = &self.lifecycle_stages {
             for (i0, x0) in v.iter().enumerate() {
-                check::one_of(x0, DEPLOYMENT_LIFECYCLE_HOOK_STAGE, &at.key("lifecycleStages").index(i0), out);
+                check::one_of(
+                    x0,
+                    DEPLOYMENT_LIFECYCLE_HOOK_STAGE,
+                    &at.key("lifecycleStages").index(i0),
+                    out,
+                );
             }
         }
         if let Some(v) = &self.hook_details {
@@ -1728,21 +2377,28 @@ impl Validate for DeploymentLifecycleHook {
 /// `HookDetails`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HookDetails {
-}
+pub struct HookDetails {}
 
 impl Validate for HookDetails {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `DeploymentLifecycleHookTimeoutConfiguration`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentLifecycleHookTimeoutConfiguration {
-    #[serde(rename = "timeoutInMinutes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "timeoutInMinutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_in_minutes: Option<i32>,
-    #[serde(rename = "action", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "action",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub action: Option<String>,
 }
 
@@ -1761,30 +2417,44 @@ impl Validate for DeploymentLifecycleHookTimeoutConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinearConfiguration {
-    #[serde(rename = "stepPercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "stepPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub step_percent: Option<f64>,
-    #[serde(rename = "stepBakeTimeInMinutes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "stepBakeTimeInMinutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub step_bake_time_in_minutes: Option<i32>,
 }
 
 impl Validate for LinearConfiguration {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `CanaryConfiguration`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryConfiguration {
-    #[serde(rename = "canaryPercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "canaryPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub canary_percent: Option<f64>,
-    #[serde(rename = "canaryBakeTimeInMinutes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "canaryBakeTimeInMinutes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub canary_bake_time_in_minutes: Option<i32>,
 }
 
 impl Validate for CanaryConfiguration {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `DeploymentEarlySuccessCriteria`
@@ -1793,9 +2463,18 @@ impl Validate for CanaryConfiguration {
 pub struct DeploymentEarlySuccessCriteria {
     #[serde(rename = "enable")]
     pub enable: bool,
-    #[serde(rename = "healthyPercent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthyPercent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub healthy_percent: Option<i32>,
-    #[serde(rename = "sourceServiceRevisionCleanup", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "sourceServiceRevisionCleanup",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub source_service_revision_cleanup: Option<String>,
 }
 
@@ -1805,7 +2484,12 @@ impl Validate for DeploymentEarlySuccessCriteria {
             check::range(i64::from(*v), 0, 100, &at.key("healthyPercent"), out);
         }
         if let Some(v) = &self.source_service_revision_cleanup {
-            check::one_of(v, SERVICE_REVISION_CLEANUP, &at.key("sourceServiceRevisionCleanup"), out);
+            check::one_of(
+                v,
+                SERVICE_REVISION_CLEANUP,
+                &at.key("sourceServiceRevisionCleanup"),
+                out,
+            );
         }
     }
 }
@@ -1814,9 +2498,19 @@ impl Validate for DeploymentEarlySuccessCriteria {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementConstraint {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub r#type: Option<String>,
-    #[serde(rename = "expression", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "expression",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub expression: Option<String>,
 }
 
@@ -1832,9 +2526,19 @@ impl Validate for PlacementConstraint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementStrategy {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "type",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub r#type: Option<String>,
-    #[serde(rename = "field", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "field",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub field: Option<String>,
 }
 
@@ -1850,7 +2554,11 @@ impl Validate for PlacementStrategy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfiguration {
-    #[serde(rename = "awsvpcConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "awsvpcConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub awsvpc_configuration: Option<AwsVpcConfiguration>,
 }
 
@@ -1868,9 +2576,18 @@ impl Validate for NetworkConfiguration {
 pub struct AwsVpcConfiguration {
     #[serde(rename = "subnets")]
     pub subnets: Vec<String>,
-    #[serde(rename = "securityGroups", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "securityGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub security_groups: Option<Vec<String>>,
-    #[serde(rename = "assignPublicIp", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "assignPublicIp",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub assign_public_ip: Option<String>,
 }
 
@@ -1903,15 +2620,32 @@ impl Validate for DeploymentController {
 pub struct ServiceConnectConfiguration {
     #[serde(rename = "enabled")]
     pub enabled: bool,
-    #[serde(rename = "namespace", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "namespace",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub namespace: Option<String>,
     #[serde(rename = "services", default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<ServiceConnectService>>,
-    #[serde(rename = "logConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "logConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub log_configuration: Option<LogConfiguration>,
-    #[serde(rename = "accessLogConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "accessLogConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
-    #[serde(rename = "containerConfigurations", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_configurations: Option<Vec<ServiceConnectContainerConfiguration>>,
 }
 
@@ -1943,11 +2677,24 @@ impl Validate for ServiceConnectConfiguration {
 pub struct ServiceConnectService {
     #[serde(rename = "portName", deserialize_with = "de::string")]
     pub port_name: String,
-    #[serde(rename = "discoveryName", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "discoveryName",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub discovery_name: Option<String>,
-    #[serde(rename = "clientAliases", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "clientAliases",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_aliases: Option<Vec<ServiceConnectClientAlias>>,
-    #[serde(rename = "ingressPortOverride", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ingressPortOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ingress_port_override: Option<i32>,
     #[serde(rename = "timeout", default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutConfiguration>,
@@ -1980,9 +2727,18 @@ impl Validate for ServiceConnectService {
 pub struct ServiceConnectClientAlias {
     #[serde(rename = "port")]
     pub port: i32,
-    #[serde(rename = "dnsName", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "dnsName",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub dns_name: Option<String>,
-    #[serde(rename = "testTrafficRules", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "testTrafficRules",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub test_traffic_rules: Option<ServiceConnectTestTrafficRules>,
 }
 
@@ -2038,27 +2794,46 @@ pub struct ServiceConnectTestTrafficHeaderMatchRules {
 }
 
 impl Validate for ServiceConnectTestTrafficHeaderMatchRules {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `TimeoutConfiguration`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutConfiguration {
-    #[serde(rename = "idleTimeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "idleTimeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout_seconds: Option<i32>,
-    #[serde(rename = "perRequestTimeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "perRequestTimeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub per_request_timeout_seconds: Option<i32>,
 }
 
 impl Validate for TimeoutConfiguration {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.idle_timeout_seconds {
-            check::range(i64::from(*v), 0, 2147483647, &at.key("idleTimeoutSeconds"), out);
+            check::range(
+                i64::from(*v),
+                0,
+                2147483647,
+                &at.key("idleTimeoutSeconds"),
+                out,
+            );
         }
         if let Some(v) = &self.per_request_timeout_seconds {
-            check::range(i64::from(*v), 0, 2147483647, &at.key("perRequestTimeoutSeconds"), out);
+            check::range(
+                i64::from(*v),
+                0,
+                2147483647,
+                &at.key("perRequestTimeoutSeconds"),
+                out,
+            );
         }
     }
 }
@@ -2069,9 +2844,19 @@ impl Validate for TimeoutConfiguration {
 pub struct ServiceConnectTlsConfiguration {
     #[serde(rename = "issuerCertificateAuthority")]
     pub issuer_certificate_authority: ServiceConnectTlsCertificateAuthority,
-    #[serde(rename = "kmsKey", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "kmsKey",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub kms_key: Option<String>,
-    #[serde(rename = "roleArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "roleArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub role_arn: Option<String>,
 }
 
@@ -2086,13 +2871,17 @@ impl Validate for ServiceConnectTlsConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConnectTlsCertificateAuthority {
-    #[serde(rename = "awsPcaAuthorityArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "awsPcaAuthorityArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub aws_pca_authority_arn: Option<String>,
 }
 
 impl Validate for ServiceConnectTlsCertificateAuthority {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `ServiceConnectAccessLogConfiguration`
@@ -2101,16 +2890,31 @@ impl Validate for ServiceConnectTlsCertificateAuthority {
 pub struct ServiceConnectAccessLogConfiguration {
     #[serde(rename = "format", deserialize_with = "de::string")]
     pub format: String,
-    #[serde(rename = "includeQueryParameters", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "includeQueryParameters",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub include_query_parameters: Option<String>,
 }
 
 impl Validate for ServiceConnectAccessLogConfiguration {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         let v = &self.format;
-        check::one_of(v, SERVICE_CONNECT_ACCESS_LOGGING_FORMAT, &at.key("format"), out);
+        check::one_of(
+            v,
+            SERVICE_CONNECT_ACCESS_LOGGING_FORMAT,
+            &at.key("format"),
+            out,
+        );
         if let Some(v) = &self.include_query_parameters {
-            check::one_of(v, SERVICE_CONNECT_INCLUDE_QUERY_PARAMETERS, &at.key("includeQueryParameters"), out);
+            check::one_of(
+                v,
+                SERVICE_CONNECT_INCLUDE_QUERY_PARAMETERS,
+                &at.key("includeQueryParameters"),
+                out,
+            );
         }
     }
 }
@@ -2119,14 +2923,24 @@ impl Validate for ServiceConnectAccessLogConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConnectContainerConfiguration {
-    #[serde(rename = "logLevel", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "logLevel",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub log_level: Option<String>,
 }
 
 impl Validate for ServiceConnectContainerConfiguration {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.log_level {
-            check::one_of(v, SERVICE_CONNECT_CONTAINER_LOG_LEVEL, &at.key("logLevel"), out);
+            check::one_of(
+                v,
+                SERVICE_CONNECT_CONTAINER_LOG_LEVEL,
+                &at.key("logLevel"),
+                out,
+            );
         }
     }
 }
@@ -2137,7 +2951,11 @@ impl Validate for ServiceConnectContainerConfiguration {
 pub struct ServiceVolumeConfiguration {
     #[serde(rename = "name", deserialize_with = "de::string")]
     pub name: String,
-    #[serde(rename = "managedEBSVolume", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "managedEBSVolume",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub managed_ebs_volume: Option<ServiceManagedEBSVolumeConfiguration>,
 }
 
@@ -2155,25 +2973,57 @@ impl Validate for ServiceVolumeConfiguration {
 pub struct ServiceManagedEBSVolumeConfiguration {
     #[serde(rename = "encrypted", default, skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<bool>,
-    #[serde(rename = "kmsKeyId", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "kmsKeyId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub kms_key_id: Option<String>,
-    #[serde(rename = "volumeType", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "volumeType",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub volume_type: Option<String>,
     #[serde(rename = "sizeInGiB", default, skip_serializing_if = "Option::is_none")]
     pub size_in_gib: Option<i32>,
-    #[serde(rename = "snapshotId", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "snapshotId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub snapshot_id: Option<String>,
-    #[serde(rename = "volumeInitializationRate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "volumeInitializationRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub volume_initialization_rate: Option<i32>,
     #[serde(rename = "iops", default, skip_serializing_if = "Option::is_none")]
     pub iops: Option<i32>,
-    #[serde(rename = "throughput", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "throughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub throughput: Option<i32>,
-    #[serde(rename = "tagSpecifications", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "tagSpecifications",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tag_specifications: Option<Vec<EBSTagSpecification>>,
     #[serde(rename = "roleArn", deserialize_with = "de::string")]
     pub role_arn: String,
-    #[serde(rename = "filesystemType", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "filesystemType",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub filesystem_type: Option<String>,
 }
 
@@ -2196,9 +3046,19 @@ impl Validate for ServiceManagedEBSVolumeConfiguration {
 pub struct EBSTagSpecification {
     #[serde(rename = "resourceType", deserialize_with = "de::string")]
     pub resource_type: String,
-    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::tags")]
+    #[serde(
+        rename = "tags",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::tags"
+    )]
     pub tags: Option<Vec<Tag>>,
-    #[serde(rename = "propagateTags", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "propagateTags",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub propagate_tags: Option<String>,
 }
 
@@ -2228,7 +3088,11 @@ pub struct VpcLatticeConfiguration {
     pub target_group_arn: String,
     #[serde(rename = "portName", deserialize_with = "de::string")]
     pub port_name: String,
-    #[serde(rename = "advancedConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "advancedConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub advanced_configuration: Option<VpcLatticeAdvancedConfiguration>,
 }
 
@@ -2244,17 +3108,31 @@ impl Validate for VpcLatticeConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VpcLatticeAdvancedConfiguration {
-    #[serde(rename = "alternateTargetGroupArn", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "alternateTargetGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub alternate_target_group_arn: Option<String>,
-    #[serde(rename = "productionListenerRule", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "productionListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub production_listener_rule: Option<String>,
-    #[serde(rename = "testListenerRule", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "testListenerRule",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub test_listener_rule: Option<String>,
 }
 
 impl Validate for VpcLatticeAdvancedConfiguration {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `GatewayConnector`
@@ -2263,11 +3141,19 @@ impl Validate for VpcLatticeAdvancedConfiguration {
 pub struct GatewayConnector {
     #[serde(rename = "portName", deserialize_with = "de::string")]
     pub port_name: String,
-    #[serde(rename = "healthCheck", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthCheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check: Option<GatewayConnectorHealthCheck>,
     #[serde(rename = "filters", default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<GatewayConnectorFilters>,
-    #[serde(rename = "deregistrationDelay", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "deregistrationDelay",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deregistration_delay: Option<GatewayConnectorDeregistrationDelay>,
 }
 
@@ -2289,19 +3175,49 @@ impl Validate for GatewayConnector {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConnectorHealthCheck {
-    #[serde(rename = "healthCheckProtocol", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::enum_or_absent")]
+    #[serde(
+        rename = "healthCheckProtocol",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::enum_or_absent"
+    )]
     pub health_check_protocol: Option<String>,
-    #[serde(rename = "healthCheckPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthCheckPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_port: Option<i32>,
-    #[serde(rename = "healthCheckPath", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "healthCheckPath",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub health_check_path: Option<String>,
-    #[serde(rename = "healthCheckTimeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthCheckTimeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_timeout_seconds: Option<i32>,
-    #[serde(rename = "healthCheckIntervalSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthCheckIntervalSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_interval_seconds: Option<i32>,
-    #[serde(rename = "healthyThresholdCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "healthyThresholdCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub healthy_threshold_count: Option<i32>,
-    #[serde(rename = "unhealthyThresholdCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "unhealthyThresholdCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub unhealthy_threshold_count: Option<i32>,
     #[serde(rename = "matcher", default, skip_serializing_if = "Option::is_none")]
     pub matcher: Option<GatewayConnectorHealthCheckMatcher>,
@@ -2310,7 +3226,12 @@ pub struct GatewayConnectorHealthCheck {
 impl Validate for GatewayConnectorHealthCheck {
     fn validate(&self, at: &FieldPath, out: &mut Problems) {
         if let Some(v) = &self.health_check_protocol {
-            check::one_of(v, GATEWAY_CONNECTOR_HEALTH_CHECK_PROTOCOL, &at.key("healthCheckProtocol"), out);
+            check::one_of(
+                v,
+                GATEWAY_CONNECTOR_HEALTH_CHECK_PROTOCOL,
+                &at.key("healthCheckProtocol"),
+                out,
+            );
         }
         if let Some(v) = &self.matcher {
             v.validate(&at.key("matcher"), out);
@@ -2322,22 +3243,35 @@ impl Validate for GatewayConnectorHealthCheck {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConnectorHealthCheckMatcher {
-    #[serde(rename = "httpCode", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "httpCode",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub http_code: Option<String>,
-    #[serde(rename = "grpcCode", default, skip_serializing_if = "Option::is_none", deserialize_with = "de::opt_string")]
+    #[serde(
+        rename = "grpcCode",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::opt_string"
+    )]
     pub grpc_code: Option<String>,
 }
 
 impl Validate for GatewayConnectorHealthCheckMatcher {
-    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {
-    }
+    fn validate(&self, _at: &FieldPath, _out: &mut Problems) {}
 }
 
 /// `GatewayConnectorFilters`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConnectorFilters {
-    #[serde(rename = "accessTypes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "accessTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_types: Option<Vec<String>>,
 }
 
@@ -2356,7 +3290,11 @@ impl Validate for GatewayConnectorFilters {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConnectorDeregistrationDelay {
-    #[serde(rename = "timeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "timeoutSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_seconds: Option<i32>,
 }
 
@@ -2372,7 +3310,11 @@ impl Validate for GatewayConnectorDeregistrationDelay {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringConfiguration {
-    #[serde(rename = "metricConfigurations", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "metricConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metric_configurations: Option<Vec<MetricConfiguration>>,
 }
 

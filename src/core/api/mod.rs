@@ -46,13 +46,19 @@ pub mod check {
 
     pub fn count(n: usize, min: usize, max: usize, at: &FieldPath, out: &mut Problems) {
         if n < min || n > max {
-            out.push((at.clone(), format!("must have {min} to {max} items, not {n}")));
+            out.push((
+                at.clone(),
+                format!("must have {min} to {max} items, not {n}"),
+            ));
         }
     }
 
     pub fn range(v: i64, min: i64, max: i64, at: &FieldPath, out: &mut Problems) {
         if v < min || v > max {
-            out.push((at.clone(), format!("must be between {min} and {max}, not {v}")));
+            out.push((
+                at.clone(),
+                format!("must be between {min} and {max}, not {v}"),
+            ));
         }
     }
 
@@ -62,7 +68,9 @@ pub mod check {
             OnceLock::new();
         let cache = COMPILED.get_or_init(Default::default);
         let matches = {
-            let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let re = cache
                 .entry(pattern)
                 .or_insert_with(|| regex::Regex::new(pattern).ok());

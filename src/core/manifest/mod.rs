@@ -277,6 +277,22 @@ fn parse_document(
             message: format!("{field}: describe output, not RegisterTaskDefinition input: ignored"),
         });
     }
+    // Sent, but no describe answer carries them: say that drift there is unseen.
+    let spec_json = crate::core::diff::to_clean_value(&manifest.spec);
+    for member in crate::core::model::NOT_DESCRIBED_MEMBERS {
+        if spec_json.get(*member).is_some() {
+            let field = FieldPath::default().key("spec").key(member);
+            let (line, column) = locate_in_doc(&field);
+            warnings.push(ManifestError {
+                file: path.to_string(),
+                line,
+                column,
+                message: format!(
+                    "{field}: sent on create and update, but DescribeServices does not report it, so drift there goes unseen"
+                ),
+            });
+        }
+    }
     manifest.spec.task_definition = std::mem::take(&mut manifest.spec.task_definition).unwrapped();
     let mut problems = validate::validate(&manifest);
     if path.len() > crate::core::tags::MAX_TAG_VALUE {

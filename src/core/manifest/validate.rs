@@ -167,7 +167,9 @@ pub fn validate(m: &Manifest) -> Problems {
         }
         for (j, pm) in c.port_mappings.iter().flatten().enumerate() {
             if pm.container_port_range.is_none()
-                && !pm.container_port.is_some_and(|port| (1..=65535).contains(&port))
+                && !pm
+                    .container_port
+                    .is_some_and(|port| (1..=65535).contains(&port))
             {
                 p.push((
                     cp.key("portMappings").index(j).key("containerPort"),
@@ -206,7 +208,10 @@ pub fn validate(m: &Manifest) -> Problems {
             }
             Some(_) => {}
         }
-        let by_arn = lb.target_group_arn.as_deref().is_some_and(|t| !t.trim().is_empty());
+        let by_arn = lb
+            .target_group_arn
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty());
         if !by_arn && lb.load_balancer_name.is_none() {
             p.push((
                 lp.key("targetGroupArn"),

@@ -15,8 +15,8 @@ pub fn is_immutable(member: &str) -> bool {
 /// What `UpdateService` is sent for a member the manifest no longer sets, so
 /// that ECS unsets it too: `None` where the API has no way to unset it.
 pub fn cleared(member: UpdateMember) -> Option<serde_json::Value> {
-    use serde_json::json;
     use UpdateMember as M;
+    use serde_json::json;
     Some(match member {
         M::CapacityProviderStrategy
         | M::PlacementConstraints

@@ -114,7 +114,9 @@ fn target_group_pairs_as_sets(v: &mut serde_json::Value) {
     };
     for lb in lbs.iter_mut() {
         let primary = lb.get("targetGroupArn").cloned();
-        let alternate = lb.pointer("/advancedConfiguration/alternateTargetGroupArn").cloned();
+        let alternate = lb
+            .pointer("/advancedConfiguration/alternateTargetGroupArn")
+            .cloned();
         if let (Some(p), Some(a)) = (primary, alternate)
             && p.as_str() > a.as_str()
         {
@@ -130,11 +132,25 @@ fn target_group_pairs_as_sets(v: &mut serde_json::Value) {
 const ECS_CHOOSES: &[&str] = &["availabilityZoneRebalancing"];
 
 fn without_unowned(desired: &mut serde_json::Value, live: &mut serde_json::Value) {
-    if let (Some(d), Some(l)) = (desired.as_object(), live.as_object_mut()) {
+    if let (Some(d), Some(l)) = (desired.as_object_mut(), live.as_object_mut()) {
         for member in ECS_CHOOSES {
             if !d.contains_key(*member) {
                 l.remove(*member);
             }
+        }
+        // What no describe answer carries cannot drift as far as anyone can see.
+        for member in crate::core::model::NOT_DESCRIBED_MEMBERS {
+            d.remove(*member);
+            l.remove(*member);
+        }
+        // `role` may be given by name; ECS answers with the ARN.
+        if let (Some(want), Some(have)) = (
+            d.get("role").and_then(|r| r.as_str()),
+            l.get("role").and_then(|r| r.as_str()),
+        ) && !want.starts_with("arn:")
+            && have.rsplit('/').next() == Some(want)
+        {
+            l.insert("role".into(), want.into());
         }
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::core::manifest::load;
-use crate::core::normalize::normalize_service;
 use crate::core::model::tag_list;
+use crate::core::normalize::normalize_service;
 use crate::core::state::{Mode, RolloutState, ServiceStatus};
 
 const WEB: &str = r#"apiVersion: ecsync.io/v1alpha1

@@ -114,7 +114,24 @@ fn target_group_name(arn: &str) -> String {
 
 /// One manifest as YAML, without the fields that are unset.
 pub fn to_yaml(m: &Manifest) -> Result<String, serde_saphyr::SerializeError> {
-    serde_saphyr::to_string(&crate::core::diff::to_clean_value(m))
+    let mut v = crate::core::diff::to_clean_value(m);
+    // A target group by name reads as ecsync's `targetGroup`, not as an ARN.
+    if let Some(lbs) = v
+        .pointer_mut("/spec/loadBalancers")
+        .and_then(|l| l.as_array_mut())
+    {
+        for lb in lbs.iter_mut().filter_map(|lb| lb.as_object_mut()) {
+            if lb
+                .get("targetGroupArn")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| !t.starts_with("arn:"))
+                && let Some(name) = lb.remove("targetGroupArn")
+            {
+                lb.insert("targetGroup".into(), name);
+            }
+        }
+    }
+    serde_saphyr::to_string(&v)
 }
 
 #[cfg(test)]

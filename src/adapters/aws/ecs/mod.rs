@@ -4,4 +4,3 @@ pub mod apply;
 pub mod import;
 pub mod observe;
 pub mod services;
-
