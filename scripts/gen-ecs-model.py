@@ -15,6 +15,7 @@ import argparse
 import difflib
 import pathlib
 import re
+import subprocess
 import sys
 
 import botocore
@@ -378,12 +379,24 @@ class Gen:
         return "\n".join(lines).rstrip() + "\n"
 
 
+def rustfmt(text):
+    """The file as `cargo fmt` leaves it, so that formatting never makes it stale."""
+    out = subprocess.run(
+        ["rustfmt", "--edition", "2024", "--emit", "stdout"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="fail if the generated file is stale")
     args = ap.parse_args()
     model = botocore.session.get_session().get_service_model("ecs")
-    text = Gen(model).emit()
+    text = rustfmt(Gen(model).emit())
     if args.check:
         current = OUT.read_text() if OUT.exists() else ""
         if current != text:
