@@ -344,3 +344,151 @@ fn empty_and_comment_only_documents_are_skipped() {
     let set = one("e.yaml", "# nothing here\n---\n---\n");
     assert!(set.errors.is_empty() && set.services.is_empty());
 }
+
+/// A FARGATE service with `{spec}` and `{container}` spliced in.
+fn spelled(spec: &str, container: &str, td: &str) -> DesiredService {
+    let text = format!(
+        r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata: {{name: web}}
+spec:
+  cluster: prod
+  launchType: FARGATE
+  networkConfiguration: {{awsvpcConfiguration: {{subnets: [subnet-a]}}}}
+{spec}
+  taskDefinition:
+    family: web
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+{td}
+    containerDefinitions:
+      - name: web
+        image: nginx:1.27
+        portMappings: [{{containerPort: 80}}, {{containerPort: 443}}]
+{container}
+"#
+    );
+    let set = one("web.yaml", &text);
+    assert_eq!(rendered(&set), Vec::<String>::new(), "{text}");
+    set.services[0].clone()
+}
+
+#[test]
+fn two_spellings_of_each_ecs_default_normalise_identically() {
+    // (what, spelling a, spelling b); each spelling is (spec, container, definition) lines.
+    type Spelling<'a> = (&'a str, &'a str, &'a str);
+    let cases: &[(&str, Spelling, Spelling)] = &[
+        (
+            "deploymentController ECS",
+            ("  deploymentController: {type: ECS}", "", ""),
+            ("", "", ""),
+        ),
+        (
+            "strategy ROLLING, no bake time",
+            (
+                "  deploymentConfiguration: {strategy: ROLLING, bakeTimeInMinutes: 0}",
+                "",
+                "",
+            ),
+            ("", "", ""),
+        ),
+        (
+            "alarms that are off",
+            (
+                "  deploymentConfiguration: {alarms: {alarmNames: [], enable: false, rollback: false}}",
+                "",
+                "",
+            ),
+            ("", "", ""),
+        ),
+        (
+            "Service Connect off",
+            ("  serviceConnectConfiguration: {enabled: false}", "", ""),
+            ("", "", ""),
+        ),
+        (
+            "tags as a list and as a map",
+            ("  tags: [{key: team, value: web}]", "", ""),
+            ("  tags: {team: web}", "", ""),
+        ),
+        (
+            "an empty enum and null",
+            ("  propagateTags: \"\"\n  platformVersion: null", "", ""),
+            ("", "", ""),
+        ),
+        (
+            "linuxParameters without init",
+            (
+                "",
+                "        linuxParameters: {initProcessEnabled: false, capabilities: {}}",
+                "",
+            ),
+            ("", "", ""),
+        ),
+        (
+            "FireLens' metadata default",
+            (
+                "",
+                "        firelensConfiguration: {type: fluentbit, options: {enable-ecs-log-metadata: \"true\"}}",
+                "",
+            ),
+            ("", "        firelensConfiguration: {type: fluentbit}", ""),
+        ),
+        (
+            "versionConsistency enabled",
+            ("", "        versionConsistency: enabled", ""),
+            ("", "", ""),
+        ),
+        (
+            "restartPolicy off",
+            ("", "        restartPolicy: {enabled: false}", ""),
+            ("", "", ""),
+        ),
+        (
+            "switches that are off",
+            (
+                "",
+                "        interactive: false\n        pseudoTerminal: false\n        disableNetworking: false",
+                "",
+            ),
+            ("", "", ""),
+        ),
+        (
+            "fault injection off",
+            ("", "", "    enableFaultInjection: false"),
+            ("", "", ""),
+        ),
+        (
+            "a number where the API wants a string",
+            ("", "        environment: [{name: PORT, value: 8080}]", ""),
+            (
+                "",
+                "        environment: [{name: PORT, value: \"8080\"}]",
+                "",
+            ),
+        ),
+        (
+            "sets in another order",
+            (
+                "",
+                "        dnsSearchDomains: [a.example]\n        dockerSecurityOptions: [b, a]",
+                "    requiresCompatibilities: [FARGATE, EC2]",
+            ),
+            (
+                "",
+                "        dnsSearchDomains: [a.example]\n        dockerSecurityOptions: [a, b]",
+                "    requiresCompatibilities: [EC2, FARGATE]",
+            ),
+        ),
+    ];
+    for (what, a, b) in cases {
+        let (a, b) = (spelled(a.0, a.1, a.2), spelled(b.0, b.1, b.2));
+        assert_eq!(
+            crate::core::diff::to_comparable(&a.spec),
+            crate::core::diff::to_comparable(&b.spec),
+            "{what}"
+        );
+        assert_eq!(a.task_definition_hash, b.task_definition_hash, "{what}");
+    }
+}

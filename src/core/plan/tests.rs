@@ -544,3 +544,52 @@ mod replacement {
         );
     }
 }
+
+/// The blue/green fixture as live after ECS's own deployment: the target
+/// group and its alternate swapped (`strategy` overridden to `strategy`).
+fn blue_green_swapped(strategy: &str) -> (DesiredService, LiveService) {
+    let text = include_str!("../../../tests/fixtures/shapes/blue-green-hooks.yaml")
+        .replace("strategy: BLUE_GREEN", &format!("strategy: {strategy}"));
+    let set = load([("m/web.yaml", text.as_str())]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let d = set.services[0].clone();
+    let mut live = live_in_sync(&d);
+    live.spec.deployment_configuration = d.spec.deployment_configuration.clone();
+    let lb = &mut live.spec.load_balancers.as_mut().expect("load balancers")[0];
+    let primary = lb.target_group_arn.take().expect("target group");
+    let adv = lb.advanced_configuration.as_mut().expect("advanced");
+    let alternate = adv.alternate_target_group_arn.replace(primary);
+    lb.target_group_arn = alternate;
+    (d, live)
+}
+
+#[test]
+fn under_a_native_strategy_ecs_swapping_the_target_groups_is_not_drift() {
+    let (d, live) = blue_green_swapped("BLUE_GREEN");
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(plan.drift.is_empty(), "{:?}", plan.drift);
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateService { .. })),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
+fn under_rolling_a_swapped_target_group_is_drift_and_is_put_back() {
+    let (d, live) = blue_green_swapped("ROLLING");
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(
+        plan.drift
+            .iter()
+            .any(|f| f.path.starts_with("loadBalancers")),
+        "{:?}",
+        plan.drift
+    );
+    assert!(plan.actions.contains(&Action::UpdateService {
+        fields: [UpdateMember::LoadBalancers].into()
+    }));
+}
