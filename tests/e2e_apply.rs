@@ -481,31 +481,6 @@ async fn bad_input_fails_clearly() {
     let _ = &mut empty;
 }
 
-/// A service made by hand (not by ecsync) from the family `name`.
-async fn hand_made_service(moto: &Moto, net: &Network, name: &str) {
-    let ecs = moto.ecs();
-    ecs.create_service()
-        .cluster("legacy")
-        .service_name(name)
-        .task_definition(name)
-        .desired_count(1)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .network_configuration(
-            aws_sdk_ecs::types::NetworkConfiguration::builder()
-                .awsvpc_configuration(
-                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
-                        .set_subnets(Some(net.subnets.clone()))
-                        .security_groups(&net.security_group)
-                        .build()
-                        .expect("awsvpc"),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create service");
-}
-
 /// The definition as `DescribeTaskDefinition` gives it, in the API's JSON,
 /// less what every revision has of its own.
 async fn described_definition(moto: &Moto, arn: &str) -> serde_json::Value {
@@ -658,8 +633,49 @@ async fn adoption_keeps_every_setting_of_a_live_definition_across_an_image_bump(
         .send()
         .await
         .expect("register");
-    hand_made_service(&moto, &net, "edge").await;
+    ecs.create_service()
+        .cluster("legacy")
+        .service_name("edge")
+        .task_definition("edge")
+        .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(net.subnets.clone()))
+                        .security_groups(&net.security_group)
+                        .assign_public_ip(aws_sdk_ecs::types::AssignPublicIp::Disabled)
+                        .build()
+                        .expect("awsvpc"),
+                )
+                .build(),
+        )
+        .deployment_configuration(
+            aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                .maximum_percent(150)
+                .minimum_healthy_percent(50)
+                .deployment_circuit_breaker(
+                    aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .enable_execute_command(true)
+        .propagate_tags(aws_sdk_ecs::types::PropagateTags::Service)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("team")
+                .value("edge")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create service");
     let before = described_definition(&moto, "edge:1").await;
+    let service_before = described_service(&moto, "edge").await;
 
     let repo = GitRepo::new();
     let out_dir = repo.path().join("services");
@@ -703,4 +719,45 @@ async fn adoption_keeps_every_setting_of_a_live_definition_across_an_image_bump(
         Vec::new(),
         "the new revision differs from the old in more than the image"
     );
+    let mut service_after = described_service(&moto, "edge").await;
+    let arn = service_after["taskDefinition"].take();
+    assert!(
+        arn.as_str()
+            .is_some_and(|a| a.ends_with("task-definition/edge:2")),
+        "{arn}"
+    );
+    service_after["taskDefinition"] = service_before["taskDefinition"].clone();
+    assert_eq!(
+        ecsync::core::diff::diff_values("", &service_before, &service_after),
+        Vec::new(),
+        "the service's settings changed with the update"
+    );
+}
+
+/// A service's `CreateService` members as `DescribeServices` gives them
+/// (tags but ecsync's own), and its task definition.
+async fn described_service(moto: &Moto, name: &str) -> serde_json::Value {
+    let out = moto
+        .ecs()
+        .describe_services()
+        .cluster("legacy")
+        .services(name)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .expect("describe services");
+    let svc = &out.services()[0];
+    let mut json = ecsync::adapters::aws::convert::api_json("Service", svc).expect("json");
+    let obj = json.as_object_mut().expect("an object");
+    obj.retain(|k, _| {
+        k == "taskDefinition" || ecsync::core::model::SERVICE_SPEC_MEMBERS.contains(&k.as_str())
+    });
+    if let Some(tags) = obj.get_mut("tags").and_then(|t| t.as_array_mut()) {
+        tags.retain(|t| {
+            !t["key"]
+                .as_str()
+                .is_some_and(ecsync::core::normalize::is_reserved_tag)
+        });
+    }
+    json
 }
