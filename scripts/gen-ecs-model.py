@@ -277,6 +277,32 @@ class Gen:
             w(f"    {rust_string(n)},")
         w("];")
         w("")
+        paths = []
+
+        def walk_paths(shape, prefix, seen):
+            t = shape.type_name
+            if prefix:
+                paths.append(prefix)
+            if shape.name == "Tags":
+                paths.append(prefix + ".{}")
+            elif t == "structure" and shape.name not in seen:
+                for n, m in shape.members.items():
+                    walk_paths(m, f"{prefix}.{n}" if prefix else n, seen | {shape.name})
+            elif t == "list":
+                walk_paths(shape.member, prefix + "[]", seen)
+            elif t == "map":
+                walk_paths(shape.value, prefix + ".{}", seen)
+
+        for n in service_members:
+            walk_paths(create.members[n], n, set())
+        walk_paths(reg, "taskDefinition", set())
+        w("/// Every path into a spec's API members, as `ecsync diff` prints them, with")
+        w("/// `[]` for any list element and `{}` for any map key (tags are by key).")
+        w("pub const SPEC_PATHS: &[&str] = &[")
+        for path in sorted(set(paths)):
+            w(f"    {rust_string(path)},")
+        w("];")
+        w("")
         create_only = [n for n in service_members if n not in update.members]
         w("/// Members `CreateService` takes and `UpdateService` does not: changing one")
         w("/// means a new service (tags excepted, which TagResource changes).")

@@ -52,6 +52,16 @@ fn details(out: &mut String, o: &ServiceOutcome) {
             let _ = writeln!(out, "      live: {}", d.live);
         }
     }
+    // Not drift, but not hidden either.
+    for i in &o.plan.ignored {
+        let _ = writeln!(
+            out,
+            "    ignored ({}): {} live {}",
+            i.reason.as_str(),
+            i.path,
+            i.live
+        );
+    }
     if !o.plan.replace.is_empty() {
         let _ = writeln!(
             out,
@@ -230,6 +240,7 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
                 "exists": o.plan.exists,
                 "inSync": o.plan.in_sync(),
                 "drift": o.plan.drift,
+                "ignored": o.plan.ignored,
                 "plan": o.plan.actions,
                 "done": o.done,
                 "replace": o.plan.replace,

@@ -61,17 +61,34 @@ crate::core::api::ecs::service_spec! {
         pub task_definition: TaskDefinition,
         #[serde(rename = "migration", default, skip_serializing_if = "Option::is_none")]
         pub migration: Option<Migration>,
+        /// Paths (as `ecsync diff` prints them) where the live value wins.
+        #[serde(rename = "ignoreDifferences", default, skip_serializing_if = "Option::is_none")]
+        pub ignore_differences: Option<Vec<String>>,
     }
 }
 
 /// The members of a spec that ecsync adds to `CreateService`'s.
-pub const ECSYNC_SPEC_MEMBERS: &[&str] = &["cluster", "taskDefinition", "migration"];
+pub const ECSYNC_SPEC_MEMBERS: &[&str] = &[
+    "cluster",
+    "taskDefinition",
+    "migration",
+    "ignoreDifferences",
+];
 
 impl ServiceSpec {
     /// `schedulingStrategy: DAEMON`: one task per container instance, so ECS
     /// owns the count and refuses `desiredCount` on create, update and prune.
     pub fn is_daemon(&self) -> bool {
         self.scheduling_strategy.as_deref() == Some("DAEMON")
+    }
+
+    /// The parsed `ignoreDifferences` (validation has refused any that fail).
+    pub fn ignored_paths(&self) -> Vec<crate::core::ignore::IgnorePath> {
+        self.ignore_differences
+            .iter()
+            .flatten()
+            .filter_map(|p| crate::core::ignore::IgnorePath::parse(p).ok())
+            .collect()
     }
 
     /// The service's own tags, as a map (the API spells them as a list).

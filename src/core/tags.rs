@@ -48,6 +48,84 @@ pub const SPEC_HASH: &str = "ecsync.io/spec-hash";
 /// AWS caps tag values at 256 characters.
 pub const MAX_TAG_VALUE: usize = 256;
 
+/// The tag keys ecsync put on a resource (its manifest's `tags`), so that it
+/// changes and removes only those: `ecsync.io/managed-tags`, continued in
+/// `ecsync.io/managed-tags.2`, `.3`, ... when one value cannot hold them all.
+pub const MANAGED_TAGS: &str = "ecsync.io/managed-tags";
+
+/// The continuation tags of [`MANAGED_TAGS`]: `MANAGED_TAGS` itself first.
+fn managed_tags_key(part: usize) -> String {
+    if part == 1 {
+        MANAGED_TAGS.to_string()
+    } else {
+        format!("{MANAGED_TAGS}.{part}")
+    }
+}
+
+/// Tag values allow letters, digits, spaces and `+ - = . _ : / @`, as keys do;
+/// keys are joined by spaces, with `+` written `+p` and a space `+s`.
+fn escape_key(key: &str) -> String {
+    key.replace('+', "+p").replace(' ', "+s")
+}
+
+fn unescape_key(key: &str) -> String {
+    key.replace("+s", " ").replace("+p", "+")
+}
+
+/// The record of `keys` as tags: every value at most [`MAX_TAG_VALUE`], and
+/// an empty record (`""`) when ecsync manages no key.
+pub fn encode_managed_tags(keys: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut parts: Vec<String> = vec![String::new()];
+    for key in keys.iter().map(|k| escape_key(k)) {
+        let last = parts.last_mut().expect("one part at least");
+        if last.is_empty() {
+            *last = key;
+        } else if last.len() + 1 + key.len() <= MAX_TAG_VALUE {
+            last.push(' ');
+            last.push_str(&key);
+        } else {
+            parts.push(key);
+        }
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (managed_tags_key(i + 1), v))
+        .collect()
+}
+
+/// The keys ecsync recorded as its own; `None` when there is no record (a
+/// resource from before the record existed: then ecsync removes nothing).
+pub fn decode_managed_tags(tags: &BTreeMap<String, String>) -> Option<BTreeSet<String>> {
+    let first = tags.get(MANAGED_TAGS)?;
+    let mut keys: BTreeSet<String> = first
+        .split(' ')
+        .filter(|k| !k.is_empty())
+        .map(unescape_key)
+        .collect();
+    for part in 2.. {
+        let Some(v) = tags.get(&managed_tags_key(part)) else {
+            break;
+        };
+        keys.extend(v.split(' ').filter(|k| !k.is_empty()).map(unescape_key));
+    }
+    Some(keys)
+}
+
+/// The continuation tags of a record beyond `parts` values: stale once the
+/// record shrinks.
+pub fn managed_tags_beyond(tags: &BTreeMap<String, String>, parts: usize) -> Vec<String> {
+    tags.keys()
+        .filter(|k| {
+            k.strip_prefix(MANAGED_TAGS)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n > parts)
+        })
+        .cloned()
+        .collect()
+}
+
 /// The one clock format of every timestamp ecsync writes into a tag: RFC 3339
 /// with milliseconds, so a clock read back is never earlier than written (a
 /// clock truncated to the second would let a step be held up to a second
@@ -206,6 +284,40 @@ pub fn parse_service(value: &str) -> Option<ServiceKey> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_managed_tag_record_round_trips_any_key_and_spills_over() {
+        let keys: BTreeSet<String> = ["team", "cost center", "a+b", "x:y/z@w=v"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let record = encode_managed_tags(&keys);
+        assert_eq!(record.len(), 1);
+        assert_eq!(record[MANAGED_TAGS], "a+pb cost+scenter team x:y/z@w=v");
+        assert_eq!(decode_managed_tags(&record), Some(keys));
+
+        let long: BTreeSet<String> = (0..40)
+            .map(|i| format!("{i:02}{}", "k".repeat(120)))
+            .collect();
+        let record = encode_managed_tags(&long);
+        assert!(record.len() > 1, "{record:?}");
+        assert!(record.values().all(|v| v.len() <= MAX_TAG_VALUE));
+        assert!(record.contains_key("ecsync.io/managed-tags.2"));
+        assert_eq!(decode_managed_tags(&record), Some(long));
+        assert_eq!(
+            managed_tags_beyond(&record, 1).len(),
+            record.len() - 1,
+            "a record that shrinks to one value leaves the rest stale"
+        );
+
+        let none = encode_managed_tags(&BTreeSet::new());
+        assert_eq!(
+            none,
+            BTreeMap::from([(MANAGED_TAGS.to_string(), String::new())])
+        );
+        assert_eq!(decode_managed_tags(&none), Some(BTreeSet::new()));
+        assert_eq!(decode_managed_tags(&BTreeMap::new()), None);
+    }
     use super::*;
     use std::time::Duration;
 

@@ -44,6 +44,9 @@ pub struct ServiceStatus {
     pub source: Option<String>,
     pub state: SyncState,
     pub drift: Vec<FieldDiff>,
+    /// Live differences that are not drift (foreign tags, ignored paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<crate::core::plan::Ignored>,
     /// The plan steps applied (or, in report mode, that would be applied) in the last pass.
     pub actions: Vec<String>,
     pub last_error: Option<String>,
@@ -178,6 +181,7 @@ pub fn service_status(o: &ServiceOutcome, pass_error: Option<&str>) -> ServiceSt
         source: o.plan.source.clone(),
         state: o.state,
         drift: o.plan.drift.clone(),
+        ignored: o.plan.ignored.clone(),
         // Report-only services show what auto mode would do.
         actions: if o.done.is_empty() && o.plan.report_only {
             o.plan
@@ -282,6 +286,7 @@ mod tests {
                     desired: json!(3),
                     live: json!(2),
                 }],
+                ignored: Vec::new(),
                 actions: vec!["UpdateService".into()],
                 last_error: None,
                 message: None,

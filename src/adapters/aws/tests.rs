@@ -244,6 +244,8 @@ async fn a_daemon_is_created_without_a_count() {
         error: None,
         message: None,
         rollout: None,
+        ignored: Vec::new(),
+        effective: None,
     };
     let ctx = ApplyContext {
         controller_id: "ecsync",
@@ -294,6 +296,8 @@ async fn a_daemon_is_pruned_without_scaling_to_zero() {
         error: None,
         message: None,
         rollout: None,
+        ignored: Vec::new(),
+        effective: None,
     };
     prune_service(&clients, &plan, true, &mut Applied::default())
         .await

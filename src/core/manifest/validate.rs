@@ -81,6 +81,11 @@ pub fn validate(m: &Manifest) -> Problems {
         }
     }
     validate_strategy(s, &spec, &mut p);
+    for (i, path) in s.ignore_differences.iter().flatten().enumerate() {
+        if let Err(e) = crate::core::ignore::IgnorePath::parse(path) {
+            p.push((spec.key("ignoreDifferences").index(i), e));
+        }
+    }
 
     let td_path = spec.key("taskDefinition");
     let td = &s.task_definition;

@@ -8,13 +8,16 @@ use serde::Serialize;
 
 mod action;
 mod live;
+mod ownership;
 mod prune;
 
 pub use action::*;
 pub use live::*;
+pub use ownership::{IgnoreReason, Ignored, TagPlan, plan_tags};
 pub use prune::{REPLACEMENT_SUFFIX, replacement_key};
 
-use crate::core::diff::{FieldDiff, diff_values, to_comparable};
+use crate::core::diff::{FieldDiff, diff_values, to_clean_value, to_comparable};
+use crate::core::ignore::IgnorePath;
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::{ServiceKey, ServiceSpec, TaskDefinition};
 use crate::core::state::{Mode, Rollout, ServiceStatus};
@@ -38,6 +41,20 @@ pub struct ServicePlan {
     /// Anything else an operator should read about this plan.
     pub message: Option<String>,
     pub rollout: Option<Rollout>,
+    /// Live differences that are not drift: foreign tags, ignored paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<Ignored>,
+    /// What to register and update with when ignored paths keep live values.
+    #[serde(skip)]
+    pub effective: Option<Box<Effective>>,
+}
+
+/// The desired spec with the live values at its `ignoreDifferences` paths:
+/// what a register or update sends, so those values survive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    pub spec: ServiceSpec,
+    pub task_definition_hash: String,
 }
 
 impl ServicePlan {
@@ -84,6 +101,7 @@ fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Va
     let mut view = spec.clone();
     view.task_definition = TaskDefinition::default();
     view.migration = None;
+    view.ignore_differences = None;
     if !include_desired_count {
         view.desired_count = None;
     }
@@ -100,6 +118,8 @@ fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Va
         obj.remove("taskDefinition");
         // `cluster` is part of the key, and identical by construction.
         obj.remove("cluster");
+        // Tags are owned per key: `plan_tags`.
+        obj.remove("tags");
     }
     v
 }
@@ -172,12 +192,26 @@ pub fn service_drift(
         LiveTaskDefinition::Described { spec, .. } => {
             let desired = to_comparable(&desired_spec.task_definition);
             let mut live = to_comparable(spec.as_ref());
-            // Tags on a definition are the manifest's only where it declares them
-            // (earlier versions copied the service's tags there).
-            if desired.get("tags").is_none()
-                && let Some(l) = live.as_object_mut()
-            {
-                l.remove("tags");
+            // A definition's tags are the manifest's by key: the keys it declares
+            // are compared, any other (another tool's, or the service's tags that
+            // earlier versions copied there) is not drift. A new revision carries
+            // exactly the declared ones.
+            let declared: BTreeSet<&str> = desired_spec
+                .task_definition
+                .tags
+                .iter()
+                .flatten()
+                .filter_map(|t| t.key.as_deref())
+                .collect();
+            if let Some(l) = live.as_object_mut() {
+                if let Some(tags) = l.get_mut("tags").and_then(|t| t.as_array_mut()) {
+                    tags.retain(|t| t["key"].as_str().is_some_and(|k| declared.contains(k)));
+                }
+                if l.get("tags")
+                    .is_some_and(|t| t.as_array().is_some_and(Vec::is_empty))
+                {
+                    l.remove("tags");
+                }
             }
             drift.extend(diff_values("taskDefinition", &desired, &live));
         }
@@ -254,6 +288,8 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
         error: None,
         message: None,
         rollout: live.map(|l| l.rollout.clone()),
+        ignored: Vec::new(),
+        effective: None,
     };
     if observed.missing_clusters.contains(&d.key.cluster) {
         plan.error = Some(format!("cluster {:?} not found", d.key.cluster));
@@ -289,9 +325,31 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
     };
 
     plan.drift = service_drift(&desired_spec, &d.task_definition_hash, live);
+    let mut user_tags = plan_tags(&desired_spec.tag_map(), &live.tags);
+    plan.drift.append(&mut user_tags.drift);
+    plan.ignored.append(&mut user_tags.foreign);
+    let paths = d.spec.ignored_paths();
+    if !paths.is_empty() {
+        let (ignored, kept): (Vec<FieldDiff>, Vec<FieldDiff>) = std::mem::take(&mut plan.drift)
+            .into_iter()
+            .partition(|f| paths.iter().any(|p| p.covers(&f.path)));
+        plan.drift = kept;
+        for f in &ignored {
+            if let Some(key) = f.path.strip_prefix("tags.") {
+                user_tags.set.remove(key);
+                user_tags.remove.retain(|k| k != key);
+            }
+        }
+        plan.ignored.extend(ignored.into_iter().map(|f| Ignored {
+            path: f.path,
+            reason: IgnoreReason::IgnoredPath,
+            desired: f.desired,
+            live: f.live,
+        }));
+        plan.effective = effective(&desired_spec, live, &paths).map(Box::new);
+    }
     let mut fields = BTreeSet::new();
     let mut unsupported = Vec::new();
-    let mut tag_drift = false;
     for diff in &plan.drift {
         let top = top_field(&diff.path);
         if is_immutable(top) {
@@ -299,7 +357,7 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
                 plan.replace.push(top.to_string());
             }
         } else if top == "tags" {
-            tag_drift = true;
+            // TagResource / UntagResource, below.
         } else if let Some(f) = UpdateMember::from_api_name(top) {
             fields.insert(f);
         } else {
@@ -348,25 +406,11 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
         plan.actions.push(Action::UpdateService { fields });
     }
 
-    let mut set = BTreeMap::new();
-    if tag_drift {
-        let desired_tags = desired_spec.tag_map();
-        for (k, v) in &desired_tags {
-            if live.tags.get(k) != Some(v) {
-                set.insert(k.clone(), v.clone());
-            }
-        }
-        let stale: Vec<String> = live
-            .tags
-            .keys()
-            .filter(|k| {
-                !crate::core::normalize::is_reserved_tag(k) && !desired_tags.contains_key(*k)
-            })
-            .cloned()
-            .collect();
-        if !stale.is_empty() {
-            plan.actions.push(Action::UntagService { keys: stale });
-        }
+    let mut set = std::mem::take(&mut user_tags.set);
+    if !user_tags.remove.is_empty() {
+        plan.actions.push(Action::UntagService {
+            keys: std::mem::take(&mut user_tags.remove),
+        });
     }
     // Ownership and provenance: written once on adoption or when they move,
     // never on a pass that changes nothing else.
@@ -400,6 +444,40 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
         plan.actions.push(Action::TagService { tags: set });
     }
     plan
+}
+
+/// The desired spec with the live values at `paths`. The live definition
+/// takes part only when it was described; otherwise its paths keep the
+/// desired values (never an empty definition).
+fn effective(desired: &ServiceSpec, live: &LiveService, paths: &[IgnorePath]) -> Option<Effective> {
+    let mut d = to_clean_value(desired);
+    let mut l = to_clean_value(&live.spec);
+    let live_td = match &live.task_definition {
+        LiveTaskDefinition::Described { spec, .. } => to_clean_value(spec.as_ref()),
+        _ => d.get("taskDefinition").cloned().unwrap_or_default(),
+    };
+    let live_tags: BTreeMap<String, String> = live
+        .tags
+        .iter()
+        .filter(|(k, _)| !crate::core::normalize::is_reserved_tag(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(obj) = l.as_object_mut() {
+        obj.insert("taskDefinition".into(), live_td);
+        obj.insert(
+            "tags".into(),
+            serde_json::to_value(crate::core::model::tag_list(&live_tags)).unwrap_or_default(),
+        );
+    }
+    for p in paths {
+        p.keep_live(&mut d, &l);
+    }
+    let spec: ServiceSpec = serde_json::from_value(d).ok()?;
+    let task_definition_hash = crate::core::manifest::task_definition_hash(&spec.task_definition);
+    Some(Effective {
+        spec,
+        task_definition_hash,
+    })
 }
 
 /// Plan every desired service, every held one (which does nothing) and every
@@ -441,6 +519,8 @@ impl ServicePlan {
             error: None,
             message: None,
             rollout: live.map(|l| l.rollout.clone()),
+            ignored: Vec::new(),
+            effective: None,
         }
     }
 }

@@ -48,6 +48,7 @@ fn live_in_sync(d: &DesiredService) -> LiveService {
     all_tags.insert(tags::MANAGED_BY.into(), "ecsync".into());
     all_tags.insert(tags::SOURCE.into(), "m/web.yaml".into());
     all_tags.insert(tags::REVISION.into(), "old".into());
+    all_tags.insert(tags::MANAGED_TAGS.into(), "team".into());
     spec.tags = Some(tag_list(&all_tags));
     normalize_service(&mut spec);
     // platformVersion LATEST comes back from normalisation of a FARGATE service.
@@ -268,11 +269,21 @@ fn user_tags_are_set_and_stale_ones_removed_but_reserved_kept() {
         "x".to_string(),
     )])));
     live.tags.insert("old".into(), "x".into());
+    live.tags.insert("cost-center".into(), "42".into());
+    live.tags
+        .insert(tags::MANAGED_TAGS.into(), "old team".into());
     live.tags.remove("team");
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     assert!(plan.actions.contains(&Action::UntagService {
         keys: vec!["old".into()]
     }));
+    let ignored: Vec<&str> = plan.ignored.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        ignored,
+        ["tags.cost-center"],
+        "a foreign key is neither drift nor removed"
+    );
+    assert!(!plan.drift.iter().any(|f| f.path == "tags.cost-center"));
     let Some(Action::TagService { tags: set }) = plan.actions.last() else {
         panic!("{:?}", plan.actions)
     };
@@ -592,4 +603,53 @@ fn under_rolling_a_swapped_target_group_is_drift_and_is_put_back() {
     assert!(plan.actions.contains(&Action::UpdateService {
         fields: [UpdateMember::LoadBalancers].into()
     }));
+}
+
+#[test]
+fn an_ignored_path_is_never_drift_and_keeps_its_live_value_through_a_new_revision() {
+    let text = WEB.replace(
+        "  tags: {team: platform}\n",
+        "  tags: {team: platform}\n  ignoreDifferences:\n    - taskDefinition.containerDefinitions[web].image\n",
+    );
+    let set = load([("m/web.yaml", text.as_str())]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let d = set.services[0].clone();
+    let mut live = live_in_sync(&d);
+    let mut td = d.spec.task_definition.clone();
+    td.container_definitions[0].image = Some("web:from-the-image-updater".into());
+    live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:9".into();
+    live.task_definition = LiveTaskDefinition::Described {
+        spec: Box::new(td.clone()),
+        hash: "updater".into(),
+        unmanaged: Vec::new(),
+    };
+    let plan = plan_service(&d, &observed(Some(live.clone())), &ctx(false));
+    assert!(plan.drift.is_empty(), "{:?}", plan.drift);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.ignored.len(), 1, "{:?}", plan.ignored);
+    assert_eq!(plan.ignored[0].reason, IgnoreReason::IgnoredPath);
+
+    // An unrelated change registers a new revision: with the live image.
+    let mut d2 = d.clone();
+    d2.spec.task_definition.container_definitions[0].environment =
+        Some(vec![crate::core::model::KeyValuePair {
+            name: Some("NEW".into()),
+            value: Some("1".into()),
+        }]);
+    let plan = plan_service(&d2, &observed(Some(live)), &ctx(false));
+    let drift: Vec<&str> = plan.drift.iter().map(|f| f.path.as_str()).collect();
+    assert!(drift.iter().all(|p| p.contains("environment")), "{drift:?}");
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::RegisterTaskDefinition { .. }))
+    );
+    let effective = plan.effective.as_ref().expect("an effective spec");
+    let c = &effective.spec.task_definition.container_definitions[0];
+    assert_eq!(c.image.as_deref(), Some("web:from-the-image-updater"));
+    assert!(
+        c.environment
+            .as_ref()
+            .is_some_and(|e| e.iter().any(|kv| kv.name.as_deref() == Some("NEW")))
+    );
 }

@@ -106,6 +106,7 @@ async fn status_serves_the_current_snapshot() {
             source: None,
             state: SyncState::Held,
             drift: vec![],
+            ignored: Vec::new(),
             actions: vec![],
             last_error: Some("manifest web.yaml:3:1: unknown field".into()),
             message: None,

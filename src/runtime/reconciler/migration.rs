@@ -352,6 +352,8 @@ mod tests {
                 error: None,
                 message: None,
                 rollout: None,
+                ignored: Vec::new(),
+                effective: None,
             },
             state,
             done: Vec::new(),

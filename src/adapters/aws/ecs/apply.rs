@@ -41,13 +41,17 @@ pub async fn apply_service(
 ) -> Result<(), AwsError> {
     let live_arn = live.map(|l| l.arn);
     let key = &desired.key;
-    let spec = resolve_target_groups(&desired.spec, ctx.target_groups).map_err(|message| {
-        AwsError::Call {
+    // Where `ignoreDifferences` keeps live values, those are what is sent.
+    let (base, hash) = match &plan.effective {
+        Some(e) => (&e.spec, e.task_definition_hash.as_str()),
+        None => (&desired.spec, desired.task_definition_hash.as_str()),
+    };
+    let spec =
+        resolve_target_groups(base, ctx.target_groups).map_err(|message| AwsError::Call {
             operation: "resolve target groups",
             code: None,
             message,
-        }
-    })?;
+        })?;
     let mut service_arn = live_arn.map(str::to_string);
     let why: Vec<&str> = plan.drift.iter().map(|d| d.path.as_str()).collect();
 
@@ -57,10 +61,7 @@ pub async fn apply_service(
                 // ecsync's bookkeeping goes with the definition's own tags.
                 let td_tags = BTreeMap::from([
                     (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
-                    (
-                        tags::SPEC_HASH.to_string(),
-                        desired.task_definition_hash.clone(),
-                    ),
+                    (tags::SPEC_HASH.to_string(), hash.to_string()),
                 ]);
                 let out = convert::register_task_definition(&spec.task_definition, &td_tags)?
                     .send_with(&clients.ecs)
@@ -72,7 +73,7 @@ pub async fn apply_service(
                     .unwrap_or_default()
                     .to_string();
                 info!(cluster = %key.cluster, service = %key.name, %family, task_definition = %arn,
-                      hash = %desired.task_definition_hash, "registered task definition");
+                      hash = %hash, "registered task definition");
                 applied.task_definition_arn = Some(arn);
             }
             Action::CreateService => {
@@ -114,7 +115,7 @@ pub async fn apply_service(
             Action::TagService { tags: set } => {
                 let mut set = set.clone();
                 if let Some(td) = &applied.task_definition_arn
-                    && let Some(v) = tags::task_definition_tag(td, &desired.task_definition_hash)
+                    && let Some(v) = tags::task_definition_tag(td, hash)
                 {
                     set.insert(tags::TASK_DEFINITION.into(), v);
                 }
@@ -168,6 +169,8 @@ async fn create_service(
     let key = &desired.key;
     let td = applied.task_definition_arn.clone().unwrap_or_default();
     let mut all_tags = spec.tag_map();
+    let own_keys = all_tags.keys().cloned().collect();
+    all_tags.extend(tags::encode_managed_tags(&own_keys));
     all_tags.insert(tags::MANAGED_BY.into(), ctx.controller_id.into());
     all_tags.insert(tags::REVISION.into(), ctx.revision.into());
     all_tags.insert(tags::SOURCE.into(), desired.source.clone());
