@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 
 use ecsync::core::diff::{diff_values, to_clean_value};
+use ecsync::core::ignore::IgnorePath;
 use ecsync::core::manifest;
 use ecsync::core::model::{
     AwsVpcConfiguration, ContainerDefinition, HealthCheck, KeyValuePair, NetworkConfiguration,
     PortMapping, Secret, ServiceSpec, TaskDefinition, tag_list,
 };
 use ecsync::core::normalize::normalize_service;
+use ecsync::core::plan::plan_tags;
+use ecsync::core::tags::encode_managed_tags;
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
@@ -149,6 +152,44 @@ proptest! {
         normalize_service(&mut spec);
         let v = to_clean_value(&spec);
         prop_assert!(diff_values("", &v, &v).is_empty());
+    }
+
+    #[test]
+    fn foreign_tags_and_ignored_paths_are_never_drift(
+        spec in service(),
+        foreign in proptest::collection::btree_map("[a-z]{1,6}", "[a-z0-9]{0,6}", 0..4),
+        count in 0..50i32,
+        image in "[a-z]{1,8}:[0-9]",
+    ) {
+        let mut spec = spec;
+        normalize_service(&mut spec);
+        let desired_tags = spec.tag_map();
+        let mut live_tags = desired_tags.clone();
+        for (k, v) in &foreign {
+            live_tags.entry(format!("x-{k}")).or_insert_with(|| v.clone());
+        }
+        live_tags.extend(encode_managed_tags(&desired_tags.keys().cloned().collect()));
+        let plan = plan_tags(&desired_tags, &live_tags);
+        prop_assert!(plan.drift.is_empty(), "{:?}", plan.drift);
+        prop_assert!(plan.set.is_empty() && plan.remove.is_empty());
+        prop_assert_eq!(plan.foreign.len(), foreign.len());
+
+        let mut live = spec.clone();
+        live.desired_count = Some(count);
+        for c in &mut live.task_definition.container_definitions {
+            c.image = Some(image.clone());
+        }
+        let paths = [
+            IgnorePath::parse("desiredCount").expect("a path"),
+            IgnorePath::parse("taskDefinition.containerDefinitions[*].image").expect("a path"),
+        ];
+        let (d, l) = (to_clean_value(&spec), to_clean_value(&live));
+        prop_assert!(diff_values("", &d, &l).iter().all(|f| paths.iter().any(|p| p.covers(&f.path))));
+        let mut kept = d.clone();
+        for p in &paths {
+            p.keep_live(&mut kept, &l);
+        }
+        prop_assert!(diff_values("", &kept, &l).is_empty());
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn parse_template(t: &str) -> Result<Vec<TSeg>, String> {
 
 /// The element of `items` that `[key]` names: by `name` (as the diff keys
 /// containers, environment, secrets), by tag `key`, else by index.
-fn element<'a>(items: &'a [Value], key: &str) -> Option<usize> {
+fn element(items: &[Value], key: &str) -> Option<usize> {
     items
         .iter()
         .position(|v| {
