@@ -492,3 +492,18 @@ fn two_spellings_of_each_ecs_default_normalise_identically() {
         assert_eq!(a.task_definition_hash, b.task_definition_hash, "{what}");
     }
 }
+
+#[test]
+fn an_unknown_ignored_path_is_an_error_at_its_line_naming_the_nearest() {
+    let text = WEB.replace(
+        "  tags: {team: platform}\n",
+        "  tags: {team: platform}\n  ignoreDifferences:\n    - desiredCount\n    - taskDefinition.containerDefinitions[web].imag\n",
+    );
+    let set = one("web.yaml", &text);
+    assert_eq!(
+        rendered(&set),
+        [
+            "web.yaml:33:7: spec.ignoreDifferences[1]: \"taskDefinition.containerDefinitions[web].imag\" is no path of a service spec; nearest: taskDefinition.containerDefinitions[].image, taskDefinition.containerDefinitions[].cpu, taskDefinition.containerDefinitions[].links"
+        ]
+    );
+}
