@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             Command::Diff(args) => commands::diff(args).await,
             Command::Apply(args) => commands::apply(args).await,
             Command::Import(args) => commands::import(args).await,
+            Command::Convert(args) => cli::convert::convert(args),
             Command::Run(args) => commands::run(*args).await,
         }
     });

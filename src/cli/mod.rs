@@ -2,6 +2,7 @@
 //! environment variable.
 
 pub mod commands;
+pub mod convert;
 pub mod render;
 
 use std::path::PathBuf;
@@ -55,6 +56,29 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Write manifests for live services, to adopt an existing account.
     Import(ImportArgs),
+    /// Write the manifest of an ecspresso project, or of plain AWS CLI JSON.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// ecspresso's config (ecspresso.yml or .json): cluster, service and the definitions it names.
+    #[arg(long, conflicts_with_all = ["task_definition", "service_definition", "cluster", "name"])]
+    pub ecspresso: Option<PathBuf>,
+    /// A task definition as JSON (RegisterTaskDefinition input or a describe answer).
+    #[arg(long)]
+    pub task_definition: Option<PathBuf>,
+    /// A service definition as JSON (CreateService input or a describe answer).
+    #[arg(long)]
+    pub service_definition: Option<PathBuf>,
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The service name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder to write `<service>.yaml` into; default: print to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
