@@ -129,12 +129,14 @@ fn walk_objects(
 }
 
 /// Lists of objects that each carry a unique `name` (containers, environment,
-/// secrets) are compared by name, so `containerDefinitions[web].image` reads well
+/// secrets) or `key` (tags) are compared by it, so `containerDefinitions[web].image` reads well
 /// and an insertion does not shift every later element into a diff.
 fn keyed(items: &[Value]) -> Option<Vec<(&str, &Value)>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push((item.get("name")?.as_str()?, item));
+        // Tags, in the API's list shape, are named by their `key`.
+        let name = item.get("name").or_else(|| item.get("key"))?;
+        out.push((name.as_str()?, item));
     }
     let mut names: Vec<&str> = out.iter().map(|(n, _)| *n).collect();
     names.sort();

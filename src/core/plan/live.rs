@@ -19,6 +19,9 @@ pub enum LiveTaskDefinition {
         /// Paths the live definition sets that the manifest model cannot
         /// express yet: a revision registered from a manifest would drop them.
         unmanaged: Vec<String>,
+        /// The tag keys ecsync recorded on it (`ecsync.io/managed-tags`);
+        /// `None` on a definition without the record.
+        own_tags: Option<std::collections::BTreeSet<String>>,
     },
     /// Neither: it must be described before it can be compared.
     Unknown,

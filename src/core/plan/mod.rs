@@ -189,19 +189,21 @@ pub fn service_drift(
     match &live.task_definition {
         LiveTaskDefinition::Hash(h) if h == desired_hash => {}
         LiveTaskDefinition::Described { hash, .. } if hash == desired_hash => {}
-        LiveTaskDefinition::Described { spec, .. } => {
+        LiveTaskDefinition::Described { spec, own_tags, .. } => {
             let desired = to_comparable(&desired_spec.task_definition);
             let mut live = to_comparable(spec.as_ref());
             // A definition's tags are the manifest's by key: the keys it declares
-            // are compared, any other (another tool's, or the service's tags that
-            // earlier versions copied there) is not drift. A new revision carries
-            // exactly the declared ones.
+            // and those ecsync recorded putting there are compared; any other
+            // (another tool's, or the service's tags that earlier versions
+            // copied there) is not drift. A new revision carries exactly the
+            // declared ones.
             let declared: BTreeSet<&str> = desired_spec
                 .task_definition
                 .tags
                 .iter()
                 .flatten()
                 .filter_map(|t| t.key.as_deref())
+                .chain(own_tags.iter().flatten().map(String::as_str))
                 .collect();
             if let Some(l) = live.as_object_mut() {
                 if let Some(tags) = l.get_mut("tags").and_then(|t| t.as_array_mut()) {

@@ -176,6 +176,7 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
         spec: Box::new(td),
         hash: "other".into(),
         unmanaged: Vec::new(),
+        own_tags: None,
     };
     let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
     let paths: Vec<&str> = plan.drift.iter().map(|d| d.path.as_str()).collect();
@@ -204,6 +205,7 @@ fn carrying_unmanaged(image: &str, hash: &str) -> (DesiredService, LiveService) 
         spec: Box::new(td),
         hash: hash.into(),
         unmanaged: vec!["taskDefinition.containerDefinitions[web].linuxParameters".into()],
+        own_tags: None,
     };
     (d, live)
 }
@@ -622,6 +624,7 @@ fn an_ignored_path_is_never_drift_and_keeps_its_live_value_through_a_new_revisio
         spec: Box::new(td.clone()),
         hash: "updater".into(),
         unmanaged: Vec::new(),
+        own_tags: None,
     };
     let plan = plan_service(&d, &observed(Some(live.clone())), &ctx(false));
     assert!(plan.drift.is_empty(), "{:?}", plan.drift);
@@ -652,4 +655,42 @@ fn an_ignored_path_is_never_drift_and_keeps_its_live_value_through_a_new_revisio
             .as_ref()
             .is_some_and(|e| e.iter().any(|kv| kv.name.as_deref() == Some("NEW")))
     );
+}
+
+#[test]
+fn definition_tags_are_owned_per_key_as_recorded() {
+    let text = WEB.replace(
+        "    family: web\n",
+        "    family: web\n    tags: [{key: team, value: a}]\n",
+    );
+    let set = load([("m/web.yaml", text.as_str())]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let d = set.services[0].clone();
+    let mut live = live_in_sync(&d);
+    let mut td = d.spec.task_definition.clone();
+    td.tags = Some(tag_list(&BTreeMap::from([
+        ("team".to_string(), "a".to_string()),
+        ("owner".to_string(), "x".to_string()),
+        ("backup".to_string(), "daily".to_string()),
+    ])));
+    let described = |own: Option<&[&str]>| LiveTaskDefinition::Described {
+        spec: Box::new(td.clone()),
+        hash: "other".into(),
+        unmanaged: Vec::new(),
+        own_tags: own.map(|keys| keys.iter().map(|k| k.to_string()).collect()),
+    };
+    // `owner` was ecsync's and left Git: drift, and a new revision without it.
+    live.task_definition = described(Some(&["owner", "team"]));
+    let plan = plan_service(&d, &observed(Some(live.clone())), &ctx(false));
+    let drift: Vec<&str> = plan.drift.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(drift, ["taskDefinition.tags[owner]"], "backup is foreign");
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::RegisterTaskDefinition { .. }))
+    );
+    // Without a record nothing but the declared keys is ecsync's.
+    live.task_definition = described(None);
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(plan.drift.is_empty(), "{:?}", plan.drift);
 }

@@ -58,11 +58,16 @@ pub async fn apply_service(
     for action in &plan.actions {
         match action {
             Action::RegisterTaskDefinition { family } => {
-                // ecsync's bookkeeping goes with the definition's own tags.
-                let td_tags = BTreeMap::from([
+                // ecsync's bookkeeping goes with the definition's own tags,
+                // with the record of which keys are its own.
+                let mut td_tags = BTreeMap::from([
                     (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
                     (tags::SPEC_HASH.to_string(), hash.to_string()),
                 ]);
+                let declared = crate::core::model::tag_map(
+                    spec.task_definition.tags.as_deref().unwrap_or_default(),
+                );
+                td_tags.extend(tags::encode_managed_tags(&declared.into_keys().collect()));
                 let out = convert::register_task_definition(&spec.task_definition, &td_tags)?
                     .send_with(&clients.ecs)
                     .await

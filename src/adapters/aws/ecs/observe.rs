@@ -28,7 +28,12 @@ const READ_CONCURRENCY: usize = 8;
 /// A normalised task definition and its content hash.
 /// A described definition: normalised, its content hash, and the paths the
 /// manifest model could not keep of it.
-type Known = (Arc<TaskDefinition>, String, Arc<Vec<String>>);
+type Known = (
+    Arc<TaskDefinition>,
+    String,
+    Arc<Vec<String>>,
+    Option<BTreeSet<String>>,
+);
 
 /// Normalised task definitions by ARN; valid forever because ARNs are immutable.
 #[derive(Clone, Default, Debug)]
@@ -44,11 +49,18 @@ impl TaskDefinitionCache {
             .get(arn)
             .cloned()
     }
-    fn put(&self, arn: String, td: TaskDefinition, hash: String, unmanaged: Vec<String>) {
+    fn put(
+        &self,
+        arn: String,
+        td: TaskDefinition,
+        hash: String,
+        unmanaged: Vec<String>,
+        own_tags: Option<BTreeSet<String>>,
+    ) {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(arn, (Arc::new(td), hash, Arc::new(unmanaged)));
+            .insert(arn, (Arc::new(td), hash, Arc::new(unmanaged), own_tags));
     }
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -259,11 +271,13 @@ async fn describe_unknown_task_definitions(
             let td = out
                 .task_definition()
                 .map(|td| convert::read_task_definition(td, out.tags()));
-            Ok::<_, AwsError>((arn, td))
+            let own_tags = tags::decode_managed_tags(&convert::tags_from_sdk(out.tags()));
+            Ok::<_, AwsError>((arn, td, own_tags))
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (arn, td) = joined.map_err(|e| AwsError::lost("describing a task definition", e))??;
+        let (arn, td, own_tags) =
+            joined.map_err(|e| AwsError::lost("describing a task definition", e))??;
         let Some((mut td, unmanaged)) = td else {
             return Err(AwsError::Incomplete(format!(
                 "DescribeTaskDefinition answered {arn} without a definition"
@@ -271,7 +285,7 @@ async fn describe_unknown_task_definitions(
         };
         normalize::normalize_task_definition(&mut td);
         let hash = task_definition_hash(&td);
-        cache.put(arn, td, hash, unmanaged);
+        cache.put(arn, td, hash, unmanaged, own_tags);
     }
     for live in observed.services.values_mut() {
         if let Some(known) = cache.get(&live.task_definition_arn) {
@@ -281,11 +295,12 @@ async fn describe_unknown_task_definitions(
     Ok(())
 }
 
-fn described((td, hash, unmanaged): Known) -> LiveTaskDefinition {
+fn described((td, hash, unmanaged, own_tags): Known) -> LiveTaskDefinition {
     LiveTaskDefinition::Described {
         spec: Box::new((*td).clone()),
         hash,
         unmanaged: (*unmanaged).clone(),
+        own_tags,
     }
 }
 
