@@ -80,13 +80,18 @@ fn decode<T>(shape: &'static str, json: &Value, read: Reader<T>) -> Result<T, In
     })
 }
 
-/// Every member of `meant` must be in what the SDK will put on the wire.
-fn check_sent(
+/// The input a builder makes (`built`) must put every member of `meant`
+/// on the wire.
+fn check_sent<I: SerializableStruct>(
     shape: &'static str,
     meant: &Value,
-    sent: &dyn SerializableStruct,
+    built: Result<I, aws_sdk_ecs::error::BuildError>,
 ) -> Result<(), InputError> {
-    let wire = api_json(shape, sent)?;
+    let built = built.map_err(|e| InputError::Decode {
+        shape,
+        message: e.to_string(),
+    })?;
+    let wire = api_json(shape, &built)?;
     let members = lost_members("", meant, &wire);
     if members.is_empty() {
         Ok(())
@@ -151,11 +156,7 @@ pub fn register_task_definition(
         .set_ephemeral_storage(i.ephemeral_storage)
         .set_runtime_platform(i.runtime_platform)
         .set_enable_fault_injection(i.enable_fault_injection);
-    let built = b.clone().build().map_err(|e| InputError::Decode {
-        shape: SHAPE,
-        message: e.to_string(),
-    })?;
-    check_sent(SHAPE, &json, &built)?;
+    check_sent(SHAPE, &json, b.clone().build())?;
     Ok(b)
 }
 
@@ -222,11 +223,7 @@ pub fn create_service(
         .set_vpc_lattice_configurations(i.vpc_lattice_configurations)
         .set_gateway_connectors(i.gateway_connectors)
         .set_monitoring(i.monitoring);
-    let built = b.clone().build().map_err(|e| InputError::Decode {
-        shape: SHAPE,
-        message: e.to_string(),
-    })?;
-    check_sent(SHAPE, &json, &built)?;
+    check_sent(SHAPE, &json, b.clone().build())?;
     Ok(b)
 }
 
@@ -279,11 +276,7 @@ pub fn update_service(
         .set_vpc_lattice_configurations(i.vpc_lattice_configurations)
         .set_gateway_connectors(i.gateway_connectors)
         .set_monitoring(i.monitoring);
-    let built = b.clone().build().map_err(|e| InputError::Decode {
-        shape: SHAPE,
-        message: e.to_string(),
-    })?;
-    check_sent(SHAPE, &json, &built)?;
+    check_sent(SHAPE, &json, b.clone().build())?;
     Ok(b)
 }
 
