@@ -4,19 +4,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use common::{GitRepo, Moto, ecsync_with, run, service_yaml};
+use common::{GitRepo, Moto, ecsync_in, service_yaml};
 use serde_json::Value;
-
-fn ecsync_cmd(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, args: &[&str]) -> Command {
-    let mut cmd = ecsync_with(moto);
-    cmd.args(args)
-        .args(["--repo", &repo.url(), "--path", "services"])
-        .arg("--cache-dir")
-        .arg(cache.path());
-    cmd
-}
 
 async fn service(moto: &Moto, name: &str) -> aws_sdk_ecs::types::Service {
     let out = moto
@@ -67,7 +57,7 @@ async fn a_foreign_tag_survives_every_pass_and_a_declared_tag_removed_from_git_g
     repo.write("services/web.yaml", &web);
     repo.commit("web");
     let cache = tempfile::tempdir().unwrap();
-    let apply = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let apply = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(apply.code, 0, "{apply}");
     let arn = service(&moto, "web")
         .await
@@ -88,19 +78,14 @@ async fn a_foreign_tag_survives_every_pass_and_a_declared_tag_removed_from_git_g
         .send()
         .await
         .expect("tag");
-    let diff = run(ecsync_cmd(
-        &moto,
-        &repo,
-        &cache,
-        &["diff", "--output", "json"],
-    ));
+    let diff = ecsync_in(&moto, &repo, cache.path(), "diff", &["--output", "json"]);
     assert_eq!(diff.code, 0, "a foreign tag is no drift:\n{diff}");
     assert_eq!(
         ignored(&diff.json()),
         [("tags.cost-center".to_string(), "foreignTag".to_string())],
         "{diff}"
     );
-    let text = run(ecsync_cmd(&moto, &repo, &cache, &["diff"]));
+    let text = ecsync_in(&moto, &repo, cache.path(), "diff", &[]);
     assert!(
         text.stdout
             .contains("ignored (foreign tag): tags.cost-center"),
@@ -116,7 +101,7 @@ async fn a_foreign_tag_survives_every_pass_and_a_declared_tag_removed_from_git_g
         .send()
         .await
         .expect("scale");
-    let heal = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let heal = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(heal.code, 0, "{heal}");
     assert_eq!(service(&moto, "web").await.desired_count(), 2);
     assert_eq!(
@@ -136,7 +121,7 @@ async fn a_foreign_tag_survives_every_pass_and_a_declared_tag_removed_from_git_g
         ),
     );
     repo.commit("protect web");
-    let protect = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let protect = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(protect.code, 0, "{protect}");
     let tags = tags_of(&moto, "web").await;
     assert_eq!(
@@ -154,7 +139,7 @@ async fn a_foreign_tag_survives_every_pass_and_a_declared_tag_removed_from_git_g
         ),
     );
     repo.commit("drop the owner tag");
-    let drop = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let drop = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(drop.code, 0, "{drop}");
     let tags = tags_of(&moto, "web").await;
     assert!(!tags.contains_key("owner"), "{tags:?}");
@@ -179,7 +164,7 @@ async fn an_image_set_outside_git_under_an_ignored_path_survives_an_unrelated_re
     repo.write("services/web.yaml", &web);
     repo.commit("web");
     let cache = tempfile::tempdir().unwrap();
-    let apply = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let apply = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(apply.code, 0, "{apply}");
 
     // An image updater registers a revision with a new image and rolls it out.
@@ -229,12 +214,7 @@ async fn an_image_set_outside_git_under_an_ignored_path_survives_an_unrelated_re
         .await
         .expect("roll out the hotfix");
 
-    let diff = run(ecsync_cmd(
-        &moto,
-        &repo,
-        &cache,
-        &["diff", "--output", "json"],
-    ));
+    let diff = ecsync_in(&moto, &repo, cache.path(), "diff", &["--output", "json"]);
     assert_eq!(diff.code, 0, "an ignored path is no drift:\n{diff}");
     assert!(
         ignored(&diff.json()).contains(&(
@@ -250,7 +230,7 @@ async fn an_image_set_outside_git_under_an_ignored_path_survives_an_unrelated_re
         &web.replace("value: info", "value: debug"),
     );
     repo.commit("more logs");
-    let apply = run(ecsync_cmd(&moto, &repo, &cache, &["apply"]));
+    let apply = ecsync_in(&moto, &repo, cache.path(), "apply", &[]);
     assert_eq!(apply.code, 0, "{apply}");
     let now = service(&moto, "web")
         .await
