@@ -64,12 +64,14 @@ fn replica(
         holder,
     ])
     .args([
+        // Long enough that a moto stalled for a few seconds by a loaded CI
+        // machine does not make the leader step down mid-test.
         "--lease-duration",
-        "3s",
+        "6s",
         "--lease-renew-deadline",
-        "2s",
+        "4s",
         "--lease-retry-period",
-        "300ms",
+        "500ms",
     ])
     .arg("--cache-dir")
     .arg(cache.path());
@@ -137,6 +139,15 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     );
     let (cache_a, cache_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = replica(&moto, &repo, "replica-a", &addr_a, &cache_a);
+    // moto does not serialise conditional writes: two first takeovers in the
+    // same few milliseconds can both succeed there, which DynamoDB never lets
+    // happen. So the second replica starts once the first holds the lease.
+    assert!(
+        wait_until(Duration::from_secs(20), || role(&addr_a).as_deref()
+            == Some("leader")),
+        "the first replica never took the free lease\n{}",
+        a.logs()
+    );
     let mut b = replica(&moto, &repo, "replica-b", &addr_b, &cache_b);
 
     let settled = wait_until(Duration::from_secs(20), || {
@@ -172,18 +183,25 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(created, "the leader must have created the service");
+    // A pass can outlast the CreateService it made by many seconds on a
+    // loaded machine, so wait for the pass before asking for what it publishes.
+    assert!(
+        wait_until(Duration::from_secs(30), || passes(&leader_addr) >= 1),
+        "the leader counts no pass:\n{}\n{}",
+        http_get(&leader_addr, "/metrics").1,
+        a.logs() + &b.logs()
+    );
     // The leader shows its fencing token once it has finished a pass as leader.
-    let token_shown = wait_until(Duration::from_secs(10), || {
+    let token_shown = wait_until(Duration::from_secs(5), || {
         try_http_get(&leader_addr, "/status")
             .ok()
             .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
             .is_some_and(|v| v["leaseToken"].as_u64().is_some_and(|t| t >= 1))
     });
-    assert!(token_shown, "no fencing token in the leader's /status");
     assert!(
-        wait_until(Duration::from_secs(20), || passes(&leader_addr) >= 1),
-        "the leader counts no pass:\n{}\n{}",
-        http_get(&leader_addr, "/metrics").1,
+        token_shown,
+        "no fencing token in the leader's /status:\n{}\n{}",
+        http_get(&leader_addr, "/status").1,
         a.logs() + &b.logs()
     );
     assert_eq!(passes(&follower_addr), 0, "a follower never runs a pass");
@@ -201,17 +219,17 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     );
     repo.commit("web 2");
     let killed = Instant::now();
-    // The lease (3 s) must expire before the survivor may take it; the slack
-    // is for a loaded CI machine, not part of the design.
+    // The lease (6 s, renewed every 0.5 s) must expire before the survivor
+    // may take it; the slack is for a loaded CI machine, not part of the design.
     assert!(
-        wait_until(Duration::from_secs(10), || role(survivor).as_deref()
+        wait_until(Duration::from_secs(16), || role(survivor).as_deref()
             == Some("leader")),
         "the survivor never became leader\n{}",
         a.logs() + &b.logs()
     );
     let took = killed.elapsed();
     assert!(
-        took >= Duration::from_millis(2500),
+        took >= Duration::from_millis(5000),
         "took over a live lease after {took:?}"
     );
     let mut handed_over = false;
