@@ -5,6 +5,7 @@
 //! service it concerned when that can still be made out.
 
 mod locate;
+pub mod overlay;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,40 +93,145 @@ pub fn task_definition_hash(td: &TaskDefinition) -> String {
     hex::encode(&digest[..8])
 }
 
-/// Parse and validate a set of files (path, contents).
+/// Parse and validate a set of files (path, contents); overlays among them
+/// build on the others.
 pub fn load<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> ManifestSet {
-    let mut set = ManifestSet::default();
+    let files: Vec<(&str, &str)> = files.into_iter().collect();
+    let tree = if files.iter().any(|(_, t)| t.contains(overlay::KIND_OVERLAY)) {
+        overlay::tree_of(files.iter().copied())
+    } else {
+        overlay::Tree::default()
+    };
+    load_tree(files, &tree)
+}
+
+/// What one document of a selected file amounts to, before it is checked.
+enum Unit {
+    /// Written by hand: parsed from its own text.
+    Text { file: String, doc: Document },
+    /// Built by an overlay in `file`.
+    Built { file: String, built: overlay::Built },
+}
+
+/// The documents of the selected files, overlays built; what overlays read is
+/// not loaded on its own. Overlay failures are errors, and hold the files
+/// they reached.
+struct Expanded<'t> {
+    units: Vec<Unit>,
+    errors: Vec<ManifestError>,
+    broken_files: BTreeSet<String>,
+    builder: overlay::Builder<'t>,
+}
+
+fn expand<'a, 't>(
+    selected: impl IntoIterator<Item = (&'a str, &'a str)>,
+    tree: &'t overlay::Tree,
+) -> Expanded<'t> {
+    let selected: Vec<(&str, &str)> = selected.into_iter().collect();
+    let mut builder = overlay::Builder::new(tree);
+    let overlays: Vec<&str> = selected
+        .iter()
+        .filter(|(_, t)| t.contains(overlay::KIND_OVERLAY))
+        .map(|(p, _)| *p)
+        .collect();
+    let roots = builder.roots(&overlays);
+    let mut out = Expanded {
+        units: Vec::new(),
+        errors: Vec::new(),
+        broken_files: BTreeSet::new(),
+        builder,
+    };
+    let mut failed = false;
+    for (path, text) in selected {
+        if out.builder.reached.contains(path) && !roots.contains(path) {
+            continue;
+        }
+        for doc in split_documents(text) {
+            // The substring test spares every plain document a second parse.
+            if !doc.text.contains(overlay::KIND_OVERLAY)
+                || kind_of(&doc).as_deref() != Some(overlay::KIND_OVERLAY)
+            {
+                out.units.push(Unit::Text {
+                    file: path.to_string(),
+                    doc,
+                });
+                continue;
+            }
+            match out.builder.build(path, &doc, &mut Vec::new()) {
+                Ok(built) => out.units.extend(built.into_iter().map(|built| Unit::Built {
+                    file: path.to_string(),
+                    built,
+                })),
+                Err(errors) => {
+                    failed = true;
+                    out.broken_files.insert(path.to_string());
+                    out.errors.extend(errors);
+                }
+            }
+        }
+    }
+    if failed {
+        // A base an overlay could not be built from may have declared
+        // services that live under its own name: hold them too.
+        out.broken_files.extend(out.builder.reached.iter().cloned());
+    }
+    out
+}
+
+/// Like [`load`], for files whose overlays' resources were resolved by the
+/// source that read them.
+pub fn load_tree<'a>(
+    selected: impl IntoIterator<Item = (&'a str, &'a str)>,
+    tree: &overlay::Tree,
+) -> ManifestSet {
+    let expanded = expand(selected, tree);
+    let mut set = ManifestSet {
+        errors: expanded.errors,
+        broken_files: expanded.broken_files,
+        ..Default::default()
+    };
+    let sources = &expanded.builder.sources;
     let mut first_seen: BTreeMap<ServiceKey, String> = BTreeMap::new();
     let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
-    for (path, text) in files {
-        for doc in split_documents(text) {
-            match parse_document(path, &doc, &mut set.warnings) {
-                Ok(None) => {}
-                Ok(Some(svc)) => {
-                    if let Some(other) = first_seen.get(&svc.key) {
-                        set.errors.push(ManifestError {
-                            file: path.to_string(),
-                            line: doc.first_line,
-                            column: 1,
-                            message: format!(
-                                "service {} is declared twice: here and in {other}",
-                                svc.key
-                            ),
-                        });
-                        set.broken_files.insert(path.to_string());
-                        duplicates.insert(svc.key.clone());
-                    } else {
-                        first_seen.insert(svc.key.clone(), path.to_string());
-                        set.services.push(svc);
-                    }
-                }
-                Err(failure) => {
+    for unit in &expanded.units {
+        let (path, first_line, parsed) = match unit {
+            Unit::Text { file, doc } => (
+                file,
+                doc.first_line,
+                parse_document(file, doc, &mut set.warnings),
+            ),
+            Unit::Built { file, built } => (
+                file,
+                1,
+                parse_built(file, built, sources, &mut set.warnings),
+            ),
+        };
+        match parsed {
+            Ok(None) => {}
+            Ok(Some(svc)) => {
+                if let Some(other) = first_seen.get(&svc.key) {
+                    set.errors.push(ManifestError {
+                        file: path.to_string(),
+                        line: first_line,
+                        column: 1,
+                        message: format!(
+                            "service {} is declared twice: here and in {other}",
+                            svc.key
+                        ),
+                    });
                     set.broken_files.insert(path.to_string());
-                    if let Some(key) = failure.key {
-                        set.held.insert(key);
-                    }
-                    set.errors.extend(failure.errors);
+                    duplicates.insert(svc.key.clone());
+                } else {
+                    first_seen.insert(svc.key.clone(), path.to_string());
+                    set.services.push(svc);
                 }
+            }
+            Err(failure) => {
+                set.broken_files.insert(path.to_string());
+                if let Some(key) = failure.key {
+                    set.held.insert(key);
+                }
+                set.errors.extend(failure.errors);
             }
         }
     }
@@ -135,6 +241,66 @@ pub fn load<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Manifest
     set
 }
 
+/// One manifest as `ecsync render` prints it: the file it comes from (the
+/// overlay, for a built one) and its final value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub source: String,
+    pub value: serde_json::Value,
+}
+
+/// The final manifests of the selected files (what [`load_tree`] checks),
+/// or the errors that kept them from being built.
+pub fn render_tree<'a>(
+    selected: impl IntoIterator<Item = (&'a str, &'a str)>,
+    tree: &overlay::Tree,
+) -> (Vec<Rendered>, Vec<ManifestError>) {
+    let expanded = expand(selected, tree);
+    let mut errors = expanded.errors;
+    let mut rendered = Vec::new();
+    for unit in expanded.units {
+        match unit {
+            Unit::Built { file, built } => rendered.push(Rendered {
+                source: file,
+                value: built.value,
+            }),
+            Unit::Text { file, doc } => {
+                match serde_saphyr::from_str_with_options(&doc.text, options()) {
+                    Ok(value) => rendered.push(Rendered {
+                        source: file,
+                        value,
+                    }),
+                    Err(e) => {
+                        let (line, column) = e
+                            .location()
+                            .map(|l| (l.line() + doc.first_line - 1, l.column()))
+                            .unwrap_or((doc.first_line, 1));
+                        errors.push(ManifestError {
+                            file,
+                            line,
+                            column,
+                            message: plain_message(&e),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (rendered, errors)
+}
+
+/// The `kind` a document declares, if it can be read.
+fn kind_of(doc: &Document) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: Option<String>,
+    }
+    serde_saphyr::from_str_with_options::<Kind>(&doc.text, options())
+        .ok()?
+        .kind
+}
+
+#[derive(Debug, Clone)]
 struct Document {
     text: String,
     /// 1-based line of the document's first line in the file.
@@ -232,7 +398,7 @@ fn parse_document(
                 })
             })
     };
-    let mut manifest: Manifest = match serde_saphyr::from_str_with_options(&doc.text, options()) {
+    let manifest: Manifest = match serde_saphyr::from_str_with_options(&doc.text, options()) {
         Ok(m) => m,
         Err(e) => {
             let (line, column) = e
@@ -252,8 +418,71 @@ fn parse_document(
     };
     let locate_in_doc = |field: &FieldPath| {
         let (line, column) = locate::locate(&doc.text, field).unwrap_or((doc.first_line, 1));
-        (line + offset, column)
+        (path.to_string(), line + offset, column)
     };
+    finish(path, manifest, &locate_in_doc, warnings).map(Some)
+}
+
+/// Where a field of a manifest was written: file, line, column.
+type Locator<'l> = dyn Fn(&FieldPath) -> (String, u64, u64) + 'l;
+
+/// A document an overlay built: typed from its value, each error placed in
+/// the base or overlay that wrote the value it concerns.
+fn parse_built(
+    path: &str,
+    built: &overlay::Built,
+    sources: &[overlay::SourceDoc],
+    warnings: &mut Vec<ManifestError>,
+) -> Result<Option<DesiredService>, DocFailure> {
+    let locate_in_sources = |field: &FieldPath| match built.origins.lookup(&field.0) {
+        Some((source, at)) => {
+            let s = &sources[source];
+            let (line, column) = s.locate(&at);
+            (s.file.clone(), line, column)
+        }
+        None => (path.to_string(), 1, 1),
+    };
+    let manifest: Manifest = match serde_path_to_error::deserialize(&built.value) {
+        Ok(m) => m,
+        Err(e) => {
+            let field = FieldPath(
+                e.path()
+                    .iter()
+                    .filter_map(|seg| match seg {
+                        serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                        serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+            let (file, line, column) = locate_in_sources(&field);
+            let key = (|| {
+                Some(ServiceKey {
+                    cluster: built.value.pointer("/spec/cluster")?.as_str()?.to_string(),
+                    name: built.value.pointer("/metadata/name")?.as_str()?.to_string(),
+                })
+            })();
+            return Err(DocFailure {
+                key,
+                errors: vec![ManifestError {
+                    file,
+                    line,
+                    column,
+                    message: format!("{field}: {}", e.inner()),
+                }],
+            });
+        }
+    };
+    finish(path, manifest, &locate_in_sources, warnings).map(Some)
+}
+
+/// The checks every manifest goes through once typed, however it was written.
+fn finish(
+    path: &str,
+    mut manifest: Manifest,
+    locate_in_doc: &Locator<'_>,
+    warnings: &mut Vec<ManifestError>,
+) -> Result<DesiredService, DocFailure> {
     // A describe answer pasted in: what only AWS writes is dropped, and said.
     let td_path = FieldPath::default().key("spec").key("taskDefinition");
     let td = &manifest.spec.task_definition;
@@ -269,9 +498,9 @@ fn parse_document(
                 .map(move |m| inner_path.key(m))
         }));
     for field in given {
-        let (line, column) = locate_in_doc(&field);
+        let (file, line, column) = locate_in_doc(&field);
         warnings.push(ManifestError {
-            file: path.to_string(),
+            file,
             line,
             column,
             message: format!("{field}: describe output, not RegisterTaskDefinition input: ignored"),
@@ -282,9 +511,9 @@ fn parse_document(
     for member in crate::core::model::NOT_DESCRIBED_MEMBERS {
         if spec_json.get(*member).is_some() {
             let field = FieldPath::default().key("spec").key(member);
-            let (line, column) = locate_in_doc(&field);
+            let (file, line, column) = locate_in_doc(&field);
             warnings.push(ManifestError {
-                file: path.to_string(),
+                file,
                 line,
                 column,
                 message: format!(
@@ -309,9 +538,9 @@ fn parse_document(
         let errors = problems
             .into_iter()
             .map(|(field, message)| {
-                let (line, column) = locate_in_doc(&field);
+                let (file, line, column) = locate_in_doc(&field);
                 ManifestError {
-                    file: path.to_string(),
+                    file,
                     line,
                     column,
                     message: format!("{field}: {message}"),
@@ -326,7 +555,7 @@ fn parse_document(
             errors,
         });
     }
-    Ok(Some(into_desired(path, manifest)))
+    Ok(into_desired(path, manifest))
 }
 
 /// serde-saphyr's Display adds a source snippet; we print `file:line:col:` ourselves.
