@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Apply(args) => commands::apply(args).await,
             Command::Import(args) => commands::import(args).await,
             Command::Convert(args) => cli::convert::convert(args),
+            Command::Render(args) => commands::render(args).await,
             Command::Run(args) => commands::run(*args).await,
         }
     });

@@ -725,6 +725,50 @@ fn own_ecs_manifest_validates() {
     );
 }
 
+// ───────────────────────────── manifests/examples ─────────────────────────────
+
+#[test]
+fn the_examples_validate_and_render_each_environment() {
+    let out = ecsync(&["validate", "manifests/examples"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ecsync validate manifests/examples failed:\n{text}"
+    );
+    assert!(
+        text.contains("4 services"),
+        "web and worker, staging and prod: {text}"
+    );
+    for (env, cluster, tag) in [
+        ("staging", "staging", "2026-12-02.1"),
+        ("prod", "prod", "2026-11-30.4"),
+    ] {
+        let out = ecsync(&[
+            "render",
+            "--path",
+            &format!("manifests/examples/rails/{env}"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "render {env}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let docs: Vec<Value> = text
+            .split("\n---\n")
+            .map(|d| serde_saphyr::from_str(d.trim_start_matches("---\n")).expect("rendered YAML"))
+            .collect();
+        assert_eq!(docs.len(), 2, "{env}: web and worker");
+        for doc in &docs {
+            assert_eq!(doc["spec"]["cluster"], cluster, "{env}");
+            let image = doc["spec"]["taskDefinition"]["containerDefinitions"][0]["image"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(image.ends_with(&format!(":{tag}")), "{env}: {image}");
+        }
+    }
+}
+
 #[test]
 fn own_ecs_manifest_runs_the_image_as_the_chart_does() {
     let text = read("manifests/ecsync/ecsync.yaml");

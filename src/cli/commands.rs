@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use ecsync::adapters::aws::interceptor::{CallCounts, ReadOnly};
 use ecsync::adapters::aws::{self, Clients};
-use ecsync::adapters::git::{GitConfig, GitSource, load_dir};
+use ecsync::adapters::git::{GitConfig, GitSource, load_dir_tree};
 use ecsync::core::manifest::{self, ManifestSet};
 use ecsync::core::state::Mode;
 use ecsync::runtime::daemon::{self, DaemonConfig};
@@ -18,15 +18,20 @@ use ecsync::runtime::metrics::Metrics;
 use ecsync::runtime::reconciler::{PassReport, Reconciler};
 
 use super::render;
-use super::{ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Output, RunArgs, SourceArgs, ValidateArgs};
+use super::{
+    ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Output, RenderArgs, RunArgs, SourceArgs, ValidateArgs,
+};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_DRIFT: u8 = 2;
 
 pub fn validate(args: ValidateArgs) -> Result<u8> {
-    let files = load_dir(&args.path)?;
-    let set = manifest::load(files.iter().map(|f| (f.path.as_str(), f.contents.as_str())));
+    let (files, tree) = load_dir_tree(&args.path)?;
+    let set = manifest::load_tree(
+        files.iter().map(|f| (f.path.as_str(), f.contents.as_str())),
+        &tree,
+    );
     for e in &set.errors {
         println!("{e}");
     }
@@ -41,6 +46,56 @@ pub fn validate(args: ValidateArgs) -> Result<u8> {
         set.services.len(),
         files.len()
     );
+    Ok(EXIT_OK)
+}
+
+/// The final manifests, overlays built, as `kustomize build` prints them.
+pub async fn render(args: RenderArgs) -> Result<u8> {
+    let (source, files, tree) = match &args.repo {
+        Some(repo) => {
+            let source = SourceArgs {
+                repo: repo.clone(),
+                git_ref: args.git_ref.clone(),
+                path: args.path.clone(),
+                cache_dir: args.cache_dir.clone(),
+                git_token_file: args.git_token_file.clone(),
+                ssh_key_file: args.ssh_key_file.clone(),
+                git_timeout: args.git_timeout,
+            };
+            let snapshot = git_source(&source)?.fetch().await?;
+            (
+                format!("{} at {}", repo, snapshot.revision),
+                snapshot.files,
+                snapshot.tree,
+            )
+        }
+        None => {
+            let path = PathBuf::from(args.path.as_deref().unwrap_or("manifests"));
+            let (files, tree) = load_dir_tree(&path)?;
+            (path.display().to_string(), files, tree)
+        }
+    };
+    let (rendered, errors) = manifest::render_tree(
+        files.iter().map(|f| (f.path.as_str(), f.contents.as_str())),
+        &tree,
+    );
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
+    if rendered.is_empty() {
+        eprintln!("no manifests in {source}");
+        return Ok(EXIT_ERROR);
+    }
+    let mut out = String::new();
+    for r in &rendered {
+        out.push_str("---\n");
+        out.push_str(&format!("# Source: {}\n", r.source));
+        out.push_str(&serde_saphyr::to_string(&r.value).context("writing YAML")?);
+    }
+    print!("{out}");
     Ok(EXIT_OK)
 }
 

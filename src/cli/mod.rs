@@ -58,6 +58,26 @@ pub enum Command {
     Import(ImportArgs),
     /// Write the manifest of an ecspresso project, or of plain AWS CLI JSON.
     Convert(ConvertArgs),
+    Render(RenderArgs),
+}
+
+/// Without `--repo`, renders the local `--path` (default `manifests`).
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[arg(long, env = "ECSYNC_REPO")]
+    pub repo: Option<String>,
+    #[arg(long = "ref", env = "ECSYNC_REF", requires = "repo")]
+    pub git_ref: Option<String>,
+    #[arg(long, env = "ECSYNC_PATH")]
+    pub path: Option<String>,
+    #[arg(long, env = "ECSYNC_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[arg(long, env = "ECSYNC_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<PathBuf>,
+    #[arg(long, env = "ECSYNC_SSH_KEY_FILE")]
+    pub ssh_key_file: Option<PathBuf>,
+    #[arg(long, env = "ECSYNC_GIT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub git_timeout: Duration,
 }
 
 #[derive(Args, Debug)]

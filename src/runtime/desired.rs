@@ -17,11 +17,12 @@ pub fn load_snapshot(
     snapshot: &Snapshot,
     path: Option<&str>,
 ) -> Result<ManifestSet, EmptyManifestSet> {
-    let set = manifest::load(
+    let set = manifest::load_tree(
         snapshot
             .files
             .iter()
             .map(|f| (f.path.as_str(), f.contents.as_str())),
+        &snapshot.tree,
     );
     if set.services.is_empty() && set.errors.is_empty() {
         return Err(EmptyManifestSet {

@@ -14,6 +14,7 @@ mod repo;
 mod runner;
 mod tree;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,9 +25,11 @@ use auth::{git_env, secrets};
 use refs::{WantedRef, is_hex_sha, normalize_path};
 use repo::RepoSpec;
 use runner::{RunError, Runner, first_meaningful_line};
-use tree::{Selection, parse_batch, parse_ls_tree, select};
+use tree::{Selection, TreeEntry, parse_batch, parse_ls_tree, select};
 
-pub use local::load_dir;
+use crate::core::manifest::overlay;
+
+pub use local::{load_dir, load_dir_tree};
 
 /// Largest manifest file accepted.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -56,6 +59,8 @@ pub struct Snapshot {
     /// Every *.yaml / *.yml under the configured path, recursively, sorted by
     /// path. Hidden files and directories below the path are skipped.
     pub files: Vec<ManifestFile>,
+    /// What overlays among `files` reach, anywhere in the repository.
+    pub tree: crate::core::manifest::overlay::Tree,
 }
 
 #[derive(Clone)]
@@ -250,8 +255,13 @@ impl GitSource {
         self.fetch_refs(wanted).await?;
         let revision = self.resolve(wanted).await?;
         let files = self.read_files(&revision, path).await?;
+        let tree = self.read_overlay_resources(&revision, &files).await?;
         tracing::debug!(repo = %self.spec.display, %revision, files = files.len(), "git source fetched");
-        Ok(Snapshot { revision, files })
+        Ok(Snapshot {
+            revision,
+            files,
+            tree,
+        })
     }
 
     async fn ensure_cache(&self) -> Result<(), SourceError> {
@@ -447,11 +457,7 @@ impl GitSource {
         }
     }
 
-    async fn read_files(
-        &self,
-        revision: &str,
-        path: &str,
-    ) -> Result<Vec<ManifestFile>, SourceError> {
+    async fn ls_tree(&self, revision: &str, path: &str) -> Result<Vec<TreeEntry>, SourceError> {
         let mut args: Vec<&OsStr> = self.git_dir_args().to_vec();
         args.extend(["ls-tree", "-r", "-z", "-l", "--full-tree", revision].map(OsStr::new));
         if !path.is_empty() {
@@ -462,11 +468,19 @@ impl GitSource {
             .run(&args, None)
             .await
             .map_err(|e| self.local_error("ls-tree", e))?;
-        let entries = parse_ls_tree(&listing).map_err(|detail| SourceError::Git {
+        parse_ls_tree(&listing).map_err(|detail| SourceError::Git {
             repo: self.repo_display(),
             command: "ls-tree",
             detail,
-        })?;
+        })
+    }
+
+    async fn read_files(
+        &self,
+        revision: &str,
+        path: &str,
+    ) -> Result<Vec<ManifestFile>, SourceError> {
+        let entries = self.ls_tree(revision, path).await?;
         let mut selected = match select(&entries, path) {
             Selection::Missing => {
                 return Err(SourceError::PathNotFound {
@@ -479,7 +493,76 @@ impl GitSource {
         };
         selected.sort_by(|a, b| a.path.cmp(&b.path));
         self.check_limits(&selected)?;
+        self.read_blobs(&selected).await
+    }
 
+    /// The files overlays among `files` name as resources, read in rounds
+    /// (an overlay may build on another), and what each resource resolved to.
+    /// Nothing is listed unless an overlay is there.
+    async fn read_overlay_resources(
+        &self,
+        revision: &str,
+        files: &[ManifestFile],
+    ) -> Result<overlay::Tree, SourceError> {
+        let mut tree = overlay::Tree::default();
+        if !files
+            .iter()
+            .any(|f| f.contents.contains(overlay::KIND_OVERLAY))
+        {
+            return Ok(tree);
+        }
+        let entries = self.ls_tree(revision, "").await?;
+        let listing = tree::listing(&entries);
+        let by_path: BTreeMap<String, &TreeEntry> = entries
+            .iter()
+            .map(|e| (String::from_utf8_lossy(&e.path).into_owned(), e))
+            .collect();
+        tree.files = files
+            .iter()
+            .map(|f| (f.path.clone(), f.contents.clone()))
+            .collect();
+        let mut pending: Vec<String> = tree.files.keys().cloned().collect();
+        while !pending.is_empty() {
+            let mut wanted: BTreeSet<String> = BTreeSet::new();
+            for file in std::mem::take(&mut pending) {
+                for r in overlay::references(&tree.files[&file]) {
+                    let key = (file.clone(), r);
+                    if tree.resolved.contains_key(&key) {
+                        continue;
+                    }
+                    let found = listing.resolve(&key.0, &key.1);
+                    if let overlay::Resolved::Files(paths) = &found {
+                        wanted.extend(
+                            paths
+                                .iter()
+                                .filter(|p| !tree.files.contains_key(*p))
+                                .cloned(),
+                        );
+                    }
+                    tree.resolved.insert(key, found);
+                }
+            }
+            let new: Vec<&TreeEntry> = wanted
+                .iter()
+                .filter_map(|p| by_path.get(p).copied())
+                .collect();
+            if tree.files.len() + new.len() > MAX_MANIFEST_FILES {
+                return Err(SourceError::TooManyFiles {
+                    repo: Some(self.repo_display()),
+                    count: tree.files.len() + new.len(),
+                    limit: MAX_MANIFEST_FILES,
+                });
+            }
+            self.check_limits(&new)?;
+            for file in self.read_blobs(&new).await? {
+                pending.push(file.path.clone());
+                tree.files.insert(file.path, file.contents);
+            }
+        }
+        Ok(tree)
+    }
+
+    async fn read_blobs(&self, selected: &[&TreeEntry]) -> Result<Vec<ManifestFile>, SourceError> {
         let mut oids: Vec<&str> = selected.iter().map(|e| e.oid.as_str()).collect();
         oids.sort_unstable();
         // Identical files share one blob: ask for it once.
@@ -533,7 +616,7 @@ impl GitSource {
     }
 
     /// Checked on ls-tree's sizes, before any contents are read.
-    fn check_limits(&self, selected: &[&tree::TreeEntry]) -> Result<(), SourceError> {
+    fn check_limits(&self, selected: &[&TreeEntry]) -> Result<(), SourceError> {
         if selected.len() > MAX_MANIFEST_FILES {
             return Err(SourceError::TooManyFiles {
                 repo: Some(self.repo_display()),

@@ -104,6 +104,21 @@ pub(crate) fn select<'a>(entries: &'a [TreeEntry], base: &str) -> Selection<'a> 
     }
 }
 
+/// The whole tree as overlays resolve resources in it.
+pub(crate) fn listing(entries: &[TreeEntry]) -> crate::core::manifest::overlay::Listing {
+    let mut listing = crate::core::manifest::overlay::Listing::default();
+    for e in entries {
+        let path = String::from_utf8_lossy(&e.path).into_owned();
+        let name = e.path.rsplit(|b| *b == b'/').next().unwrap_or(&e.path);
+        if e.mode == "120000" {
+            listing.symlinks.insert(path);
+        } else if is_regular_blob(e) && is_manifest_name(name) {
+            listing.manifests.insert(path);
+        }
+    }
+    listing
+}
+
 /// Symlinks are blobs holding the link target and submodules are commits:
 /// neither has manifest contents in this tree.
 fn is_regular_blob(e: &TreeEntry) -> bool {

@@ -32,7 +32,7 @@ pub enum Resolved {
 }
 
 /// The files read for one load, and what each overlay's resources resolved to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
     pub files: BTreeMap<String, String>,
     /// Keyed by (the overlay's file, the resource as written).
@@ -87,8 +87,6 @@ pub struct Listing {
     /// Manifest files, by path.
     pub manifests: BTreeSet<String>,
     pub symlinks: BTreeSet<String>,
-    /// Paths that exist but are neither (other files, folders' own entries).
-    pub others: BTreeSet<String>,
 }
 
 impl Listing {
@@ -165,8 +163,11 @@ impl SourceDoc {
 
 /// For each path in a built document, the source document and the path in it
 /// that last wrote it; the longest recorded prefix of a path answers for it.
+/// A source document (its index) and a path in it.
+type Origin = (usize, Vec<Seg>);
+
 #[derive(Debug, Clone, Default)]
-pub(super) struct Origins(BTreeMap<Vec<Seg>, (usize, Vec<Seg>)>);
+pub(super) struct Origins(BTreeMap<Vec<Seg>, Origin>);
 
 impl Origins {
     fn rooted(source: usize) -> Self {
@@ -193,7 +194,7 @@ impl Origins {
 
     /// A list element left: what was recorded for the ones after it moves up.
     fn shift_after(&mut self, list: &[Seg], removed: usize) {
-        let moved: Vec<(Vec<Seg>, (usize, Vec<Seg>))> = self
+        let moved: Vec<(Vec<Seg>, Origin)> = self
             .0
             .range(list.to_vec()..)
             .take_while(|(k, _)| k.starts_with(list))

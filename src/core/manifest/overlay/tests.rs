@@ -273,7 +273,6 @@ fn a_symlink_on_the_way_is_refused() {
     let listing = Listing {
         manifests: ["apps/base/web.yaml".to_string()].into(),
         symlinks: ["apps/shared".to_string()].into(),
-        others: Default::default(),
     };
     let from = "apps/envs/prod/overlay.yaml";
     assert_eq!(
