@@ -132,6 +132,11 @@ pub struct Decision {
     /// When the migration counts as complete (100% held one interval).
     #[serde(skip)]
     pub complete_since: Option<SystemTime>,
+    /// When the step-interval gate opens for the stage this decision leaves
+    /// (the next step, or completion at 100%): what an operator waits for.
+    /// `None` once complete, and before the first step (nothing to wait for).
+    #[serde(skip)]
+    pub next_step_at: Option<SystemTime>,
     pub reason: String,
 }
 
@@ -226,6 +231,26 @@ fn roll_back(d: &mut Decision, f: &Facts, to: usize, rollbacks: u32) {
 
 /// The one thing this pass should do about the migration.
 pub fn decide(f: &Facts) -> Decision {
+    let mut d = decide_step(f);
+    d.next_step_at = next_step_at(&d, f);
+    d
+}
+
+/// [`Decision::next_step_at`]: from the clock this decision writes, else the
+/// recorded one.
+fn next_step_at(d: &Decision, f: &Facts) -> Option<SystemTime> {
+    if d.kind == Kind::Complete {
+        return None;
+    }
+    let since = if d.tags.contains_key(tags::MIGRATION_STEP_SINCE) {
+        Some(f.now)
+    } else {
+        recorded(&f.migration.steps, f.tags).1
+    };
+    since.map(|s| s + f.step_interval)
+}
+
+fn decide_step(f: &Facts) -> Decision {
     let steps = &f.migration.steps;
     let last = steps.len();
     let (stage, since) = recorded(steps, f.tags);
@@ -244,6 +269,7 @@ pub fn decide(f: &Facts) -> Decision {
         rollbacks,
         degraded: false,
         complete_since: None,
+        next_step_at: None,
         reason: String::new(),
     };
 

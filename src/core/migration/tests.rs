@@ -155,6 +155,32 @@ fn complete_reports_when_and_the_helper_agrees() {
 }
 
 #[test]
+fn next_step_at_counts_from_the_clock_the_decision_leaves() {
+    // Held at a step: its recorded clock plus the interval.
+    let mut c = Case::new(at(1, Some(100)), 10);
+    c.now = 130;
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Hold, "{}", d.reason);
+    assert_eq!(d.next_step_at, Some(t(160)));
+    // A step taken now starts a new clock.
+    c.now = 170;
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Advance, "{}", d.reason);
+    assert_eq!(d.next_step_at, Some(t(230)));
+    // Before the first step nothing holds it back; once complete nothing follows.
+    assert_eq!(
+        Case::new(BTreeMap::new(), 0).decide().next_step_at,
+        Some(t(1060))
+    );
+    let mut done = Case::new(at(3, Some(0)), 100);
+    done.now = 500;
+    assert_eq!(done.decide().next_step_at, None);
+    let mut blocked = Case::new(BTreeMap::new(), 0);
+    blocked.ecs_healthy = 0;
+    assert_eq!(blocked.decide().next_step_at, None);
+}
+
+#[test]
 fn restart_at_each_step_continues_from_the_recorded_step() {
     // A fresh process sees only tags and weights: for every step the decision
     // is the same one the old process would have made, and never a jump.

@@ -330,6 +330,7 @@ mod tests {
             rollbacks: u32::from(kind == Kind::Rollback),
             degraded: kind == Kind::Rollback,
             complete_since: None,
+            next_step_at: None,
             reason: "because".into(),
         }
     }
