@@ -61,6 +61,29 @@ pub struct Snapshot {
     pub files: Vec<ManifestFile>,
     /// What overlays among `files` reach, anywhere in the repository.
     pub tree: crate::core::manifest::overlay::Tree,
+    /// The commit's subject and time, for people (`None` if git could not say).
+    pub commit: Option<CommitInfo>,
+}
+
+/// What a person recognises a revision by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The first line of the commit message.
+    pub subject: String,
+    /// The committer time.
+    pub time: std::time::SystemTime,
+}
+
+impl CommitInfo {
+    /// `git log --format=%ct%x00%s` output: seconds since the epoch, NUL, subject.
+    fn parse(out: &str) -> Option<CommitInfo> {
+        let (secs, subject) = out.trim_end_matches('\n').split_once('\0')?;
+        let secs: u64 = secs.trim().parse().ok()?;
+        Some(CommitInfo {
+            subject: subject.to_owned(),
+            time: std::time::UNIX_EPOCH + Duration::from_secs(secs),
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -256,12 +279,28 @@ impl GitSource {
         let revision = self.resolve(wanted).await?;
         let files = self.read_files(&revision, path).await?;
         let tree = self.read_overlay_resources(&revision, &files).await?;
+        let commit = self.commit_info(&revision).await;
         tracing::debug!(repo = %self.spec.display, %revision, files = files.len(), "git source fetched");
         Ok(Snapshot {
             revision,
             files,
             tree,
+            commit,
         })
+    }
+
+    /// Subject and time of `revision`, for the dashboard. Never fails the
+    /// fetch: the manifests are what matters, this is only a label.
+    async fn commit_info(&self, revision: &str) -> Option<CommitInfo> {
+        let mut args: Vec<&OsStr> = self.git_dir_args().to_vec();
+        args.extend(["log", "-1", "--format=%ct%x00%s", revision, "--"].map(OsStr::new));
+        match self.runner.run(&args, None).await {
+            Ok(out) => CommitInfo::parse(&String::from_utf8_lossy(&out)),
+            Err(e) => {
+                tracing::debug!(repo = %self.spec.display, error = ?e, "reading the commit subject failed");
+                None
+            }
+        }
     }
 
     async fn ensure_cache(&self) -> Result<(), SourceError> {

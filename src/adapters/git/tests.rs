@@ -111,3 +111,15 @@ fn the_default_branch_is_read_from_the_symref() {
     assert_eq!(symref_branch("0123\tHEAD\n"), None);
     assert_eq!(symref_branch(""), None);
 }
+
+#[test]
+fn commit_info_parses_time_and_subject() {
+    let c = CommitInfo::parse("1700000000\0web: nginx 1.27 <b>\n").unwrap();
+    assert_eq!(c.subject, "web: nginx 1.27 <b>");
+    assert_eq!(
+        c.time,
+        std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    );
+    assert_eq!(CommitInfo::parse("garbage"), None);
+    assert_eq!(CommitInfo::parse("x\0subject"), None);
+}
