@@ -20,7 +20,9 @@ use crate::runtime::http::{self, HttpState, WebhookConfig};
 use crate::runtime::leader::{Elector, LeaseConfig, LeaseError};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::reconciler::{PassReport, Reconciler};
-use crate::runtime::status::{self, PassSummary, Role, SharedStatus, StatusSnapshot};
+use crate::runtime::status::{
+    self, CommitStatus, PassKind, PassSummary, Role, SharedStatus, StatusSnapshot,
+};
 
 /// Everything `ecsync run` is told.
 pub struct DaemonConfig {
@@ -178,6 +180,9 @@ pub async fn run(
     };
 
     let mut last_good: Option<(String, ManifestSet)> = None;
+    // For the dashboard: the last good revision's commit, and why a pass ran.
+    let mut last_commit: Option<CommitStatus> = None;
+    let mut kind = PassKind::Start;
     let mut backoff = ServiceBackoff::default();
     let mut progress = ProgressRequeue::default();
     // The schedule's clock: monotonic time since the daemon started.
@@ -191,6 +196,7 @@ pub async fn run(
             // and acts. Checked again every retry period to take over fast.
             ready.store(true, Ordering::SeqCst);
             status.write().unwrap_or_else(|e| e.into_inner()).role = Role::Follower;
+            kind = PassKind::Start;
             let wait = retry_period.unwrap_or(Duration::from_secs(1));
             let _ = unless_stopped(&stop, tokio::time::sleep(wait)).await;
             continue;
@@ -220,6 +226,7 @@ pub async fn run(
                             }
                         }
                         last_good = Some((snapshot.revision.clone(), set));
+                        last_commit = snapshot.commit.as_ref().map(CommitStatus::from);
                         None
                     }
                     Err(e) => Some(e.to_string()),
@@ -236,7 +243,8 @@ pub async fn run(
             warn!(error = %e, "git source failed; keeping the last good revision");
         }
 
-        let mut requeue = jittered(cfg.interval);
+        let poll = jittered(cfg.interval);
+        let mut requeue = poll;
         if let Some((revision, set)) = &last_good {
             metrics.set_git_revision(revision);
             let span = info_span!("reconcile", pass_id, revision = %revision);
@@ -313,6 +321,7 @@ pub async fn run(
                     started_at,
                     duration_ms: elapsed.as_millis() as u64,
                     result: result.to_string(),
+                    kind,
                 },
                 cfg.mode,
                 match &leadership {
@@ -330,6 +339,8 @@ pub async fn run(
                     service.last_error = Some(error.clone());
                 }
             }
+            snapshot.commit = last_commit.clone();
+            snapshot.keep_history(&current);
             *current = snapshot;
         } else {
             let mut s = status.write().unwrap_or_else(|e| e.into_inner());
@@ -341,7 +352,11 @@ pub async fn run(
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
-        let _ = tokio::time::timeout(requeue, trigger.notified()).await;
+        kind = match tokio::time::timeout(requeue, trigger.notified()).await {
+            Ok(()) => PassKind::Webhook,
+            Err(_) if requeue < poll => PassKind::Requeue,
+            Err(_) => PassKind::Poll,
+        };
     }
 
     if let Some(elector) = elector {

@@ -8,8 +8,15 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+mod history;
+pub mod redact;
+
+pub use history::{ACTION_HISTORY, PASS_HISTORY};
+
+use crate::adapters::git::CommitInfo;
 use crate::core::diff::FieldDiff;
 use crate::core::manifest::ManifestSet;
+use crate::core::plan::{Action, ServicePlan};
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::reconciler::decommission::InstanceOutcome;
 use crate::runtime::reconciler::migration::MigrationReport;
@@ -33,6 +40,13 @@ pub struct MigrationStatus {
     pub gates: Vec<GateResult>,
     pub rollbacks: u32,
     pub message: Option<String>,
+    /// The manifest's steps (ECS percent at each), for a progress bar.
+    #[serde(default)]
+    pub steps: Vec<u8>,
+    /// RFC 3339: when the step interval lets the migration move on (the next
+    /// step, or completion at 100%), if its gates pass by then.
+    #[serde(default)]
+    pub next_step_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +66,72 @@ pub struct ServiceStatus {
     pub last_error: Option<String>,
     pub message: Option<String>,
     pub migration: Option<MigrationStatus>,
+    /// What is still to do, as far as this pass can tell: planned actions it
+    /// did not carry out (in report mode, all of them) and the migration's
+    /// step it would take. The next pass plans afresh from what it observes.
+    #[serde(default)]
+    pub pending: Vec<String>,
+    /// What the last passes did to the service or failed at, newest first
+    /// (at most [`ACTION_HISTORY`]; this process's passes only).
+    #[serde(default)]
+    pub recent_actions: Vec<ActionRecord>,
+}
+
+/// One pass's changes to a service, or its failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    /// RFC 3339: when the pass started.
+    pub at: String,
+    pub pass_id: u64,
+    pub actions: Vec<String>,
+    /// `ok` or `error`.
+    pub result: String,
+    pub error: Option<String>,
+}
+
+/// What started a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassKind {
+    /// The first pass of this process, or of its turn as leader.
+    Start,
+    /// The poll interval came round.
+    #[default]
+    Poll,
+    /// A push webhook (or another wake-up) ended the wait.
+    Webhook,
+    /// Sooner than the poll: a rollout in progress, or a retry after an error.
+    Requeue,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Start => "start",
+            PassKind::Poll => "poll",
+            PassKind::Webhook => "webhook",
+            PassKind::Requeue => "requeue",
+        }
+    }
+}
+
+/// The revision's commit, as people recognise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitStatus {
+    pub subject: String,
+    /// RFC 3339 committer time.
+    pub time: String,
+}
+
+impl From<&CommitInfo> for CommitStatus {
+    fn from(c: &CommitInfo) -> Self {
+        CommitStatus {
+            subject: c.subject.clone(),
+            time: humantime::format_rfc3339_seconds(c.time).to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +142,8 @@ pub struct PassSummary {
     pub started_at: String,
     pub duration_ms: u64,
     pub result: String,
+    #[serde(default)]
+    pub kind: PassKind,
 }
 
 /// An EC2 instance pending decommission (or skipped, or released) and when it will act.
@@ -99,6 +181,9 @@ pub enum Role {
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
     pub revision: Option<String>,
+    /// Subject and time of `revision`, when git could tell them.
+    #[serde(default)]
+    pub commit: Option<CommitStatus>,
     pub git_error: Option<String>,
     pub mode: String,
     pub role: Role,
@@ -110,6 +195,9 @@ pub struct StatusSnapshot {
     /// EC2 instances ecsync is decommissioning or has decided to leave alone.
     #[serde(default)]
     pub decommission: Vec<InstanceStatus>,
+    /// The last passes, newest first (at most [`PASS_HISTORY`]).
+    #[serde(default)]
+    pub passes: Vec<PassSummary>,
 }
 
 impl StatusSnapshot {
@@ -117,6 +205,7 @@ impl StatusSnapshot {
     pub fn new(mode: Mode, role: Role) -> Self {
         StatusSnapshot {
             revision: None,
+            commit: None,
             git_error: None,
             mode: mode.as_str().to_owned(),
             role,
@@ -124,6 +213,7 @@ impl StatusSnapshot {
             last_pass: None,
             services: Vec::new(),
             decommission: Vec::new(),
+            passes: Vec::new(),
         }
     }
 }
@@ -158,12 +248,23 @@ pub fn snapshot(
                 .join("; ")
         })
     });
-    snapshot.last_pass = Some(last_pass);
     snapshot.services = report
         .services
         .iter()
-        .map(|o| service_status(o, report.error.as_deref()))
+        .map(|o| {
+            let mut st = service_status(o, report.error.as_deref());
+            let done = done_names(o);
+            st.recent_actions = history::record(&last_pass, done, st.last_error.as_deref())
+                .into_iter()
+                .collect();
+            if let Some(m) = &mut st.migration {
+                m.steps = migration_steps(set, &o.plan);
+            }
+            st
+        })
         .collect();
+    snapshot.passes = vec![last_pass.clone()];
+    snapshot.last_pass = Some(last_pass);
     snapshot.decommission = report
         .decommission
         .instances
@@ -203,7 +304,64 @@ pub fn service_status(o: &ServiceOutcome, pass_error: Option<&str>) -> ServiceSt
                     .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
             }),
         migration: o.migration.as_ref().map(migration_status),
+        pending: pending(o),
+        recent_actions: Vec::new(),
     }
+}
+
+/// What this pass changed, traffic included, by name.
+fn done_names(o: &ServiceOutcome) -> Vec<String> {
+    o.done.iter().map(|a| a.as_str().to_string()).collect()
+}
+
+/// [`ServiceStatus::pending`].
+fn pending(o: &ServiceOutcome) -> Vec<String> {
+    let mut out: Vec<String> = o
+        .plan
+        .actions
+        .iter()
+        .filter(|a| !o.done.contains(&a.kind()))
+        .map(describe_action)
+        .collect();
+    if let Some(step) = o
+        .migration
+        .as_ref()
+        .filter(|m| !m.applied)
+        .and_then(|m| m.next_step())
+    {
+        out.push(step);
+    }
+    out
+}
+
+/// An action with what it touches: names and keys only, never values (a tag
+/// value or an environment value is not for a status page).
+pub fn describe_action(a: &Action) -> String {
+    let what: Vec<String> = match a {
+        Action::RegisterTaskDefinition { family } => vec![family.clone()],
+        Action::UpdateService { fields } => {
+            fields.iter().map(|f| f.api_name().to_string()).collect()
+        }
+        Action::TagService { tags } => tags.keys().cloned().collect(),
+        Action::UntagService { keys } => keys.clone(),
+        Action::CreateReplacement { name, .. } => vec![name.clone()],
+        Action::CreateService | Action::PruneService => Vec::new(),
+    };
+    if what.is_empty() {
+        a.name().to_string()
+    } else {
+        format!("{}: {}", a.name(), what.join(", "))
+    }
+}
+
+/// The steps of the migration the manifest declares for `plan`'s service.
+fn migration_steps(set: &ManifestSet, plan: &ServicePlan) -> Vec<u8> {
+    set.services
+        .iter()
+        .find(|d| d.key == plan.key)
+        .and_then(|d| d.spec.migration.as_ref())
+        .map(|m| m.steps.clone())
+        .unwrap_or_default()
 }
 
 /// One instance in the decommission queue; `phase_error` is the phase's own.
@@ -233,6 +391,8 @@ pub fn migration_status(m: &MigrationReport) -> MigrationStatus {
             gates: Vec::new(),
             rollbacks: 0,
             message: m.error.clone(),
+            steps: Vec::new(),
+            next_step_at: None,
         };
     };
     let carried_out = m.applied || !d.changes_anything();
@@ -255,6 +415,12 @@ pub fn migration_status(m: &MigrationReport) -> MigrationStatus {
             (None, true) => d.reason.clone(),
             (None, false) => format!("would {}", d.reason),
         }),
+        steps: Vec::new(),
+        // Read-only, a step it would take has no clock yet.
+        next_step_at: d
+            .next_step_at
+            .filter(|_| carried_out)
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
     }
 }
 
@@ -266,6 +432,10 @@ mod tests {
     fn sample() -> StatusSnapshot {
         StatusSnapshot {
             revision: Some("0123abc".into()),
+            commit: Some(CommitStatus {
+                subject: "web: nginx 1.27".into(),
+                time: "2025-01-02T03:00:00Z".into(),
+            }),
             git_error: None,
             mode: "auto".into(),
             role: Role::Leader,
@@ -275,6 +445,7 @@ mod tests {
                 started_at: "2025-01-02T03:04:05Z".into(),
                 duration_ms: 1500,
                 result: "ok".into(),
+                kind: PassKind::Webhook,
             }),
             services: vec![ServiceStatus {
                 cluster: "prod".into(),
@@ -300,7 +471,17 @@ mod tests {
                     }],
                     rollbacks: 0,
                     message: None,
+                    steps: vec![10, 50, 100],
+                    next_step_at: Some("2025-01-02T03:05:05Z".into()),
                 }),
+                pending: vec!["update_service: desiredCount".into()],
+                recent_actions: vec![ActionRecord {
+                    at: "2025-01-02T03:04:05Z".into(),
+                    pass_id: 7,
+                    actions: vec!["update_service".into()],
+                    result: "ok".into(),
+                    error: None,
+                }],
             }],
             decommission: vec![InstanceStatus {
                 instance_id: "i-0123".into(),
@@ -315,6 +496,7 @@ mod tests {
                 message: "stop at 2025-01-02T04:00:00Z".into(),
                 last_error: None,
             }],
+            passes: Vec::new(),
         }
     }
 
@@ -325,11 +507,12 @@ mod tests {
             v,
             json!({
                 "revision": "0123abc",
+                "commit": {"subject": "web: nginx 1.27", "time": "2025-01-02T03:00:00Z"},
                 "gitError": null,
                 "mode": "auto",
                 "role": "leader",
                 "leaseToken": 3,
-                "lastPass": {"passId": 7, "startedAt": "2025-01-02T03:04:05Z", "durationMs": 1500, "result": "ok"},
+                "lastPass": {"passId": 7, "startedAt": "2025-01-02T03:04:05Z", "durationMs": 1500, "result": "ok", "kind": "webhook"},
                 "services": [{
                     "cluster": "prod",
                     "service": "web",
@@ -344,8 +527,15 @@ mod tests {
                         "percent": 50,
                         "gates": [{"name": "healthy-targets", "passed": true, "detail": "2/2 healthy"}],
                         "rollbacks": 0,
-                        "message": null
-                    }
+                        "message": null,
+                        "steps": [10, 50, 100],
+                        "nextStepAt": "2025-01-02T03:05:05Z"
+                    },
+                    "pending": ["update_service: desiredCount"],
+                    "recentActions": [{
+                        "at": "2025-01-02T03:04:05Z", "passId": 7,
+                        "actions": ["update_service"], "result": "ok", "error": null
+                    }]
                 }],
                 "decommission": [{
                     "instanceId": "i-0123",
@@ -357,9 +547,113 @@ mod tests {
                     "done": ["tag", "deregister"],
                     "message": "stop at 2025-01-02T04:00:00Z",
                     "lastError": null
-                }]
+                }],
+                "passes": []
             })
         );
+    }
+
+    #[test]
+    fn json_from_before_the_dashboard_still_reads() {
+        // Scripts may have stored older /status output; every new field has a default.
+        let mut v = serde_json::to_value(sample()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("commit");
+        o.remove("passes");
+        o["lastPass"].as_object_mut().unwrap().remove("kind");
+        let svc = o["services"][0].as_object_mut().unwrap();
+        svc.remove("pending");
+        svc.remove("recentActions");
+        let m = svc["migration"].as_object_mut().unwrap();
+        m.remove("steps");
+        m.remove("nextStepAt");
+        let back: StatusSnapshot = serde_json::from_value(v).unwrap();
+        assert_eq!(back.last_pass.unwrap().kind, PassKind::Poll);
+        assert!(back.services[0].recent_actions.is_empty());
+    }
+
+    fn pass(id: u64) -> PassSummary {
+        PassSummary {
+            pass_id: id,
+            started_at: format!("2025-01-02T03:04:{id:02}Z"),
+            duration_ms: 10,
+            result: "ok".into(),
+            kind: PassKind::Poll,
+        }
+    }
+
+    fn record(id: u64, actions: &[&str], error: Option<&str>) -> ActionRecord {
+        history::record(
+            &pass(id),
+            actions.iter().map(|a| a.to_string()).collect(),
+            error,
+        )
+        .unwrap()
+    }
+
+    /// A snapshot as `snapshot()` leaves it for pass `id`: that pass, and the
+    /// service's record for it.
+    fn after_pass(id: u64, rec: Option<ActionRecord>) -> StatusSnapshot {
+        let mut s = sample();
+        s.passes = vec![pass(id)];
+        s.services[0].recent_actions = rec.into_iter().collect();
+        s
+    }
+
+    #[test]
+    fn histories_are_newest_first_and_bounded() {
+        let mut current = after_pass(1, Some(record(1, &["create_service"], None)));
+        for id in 2..=40 {
+            let mut next = after_pass(id, Some(record(id, &["update_service"], None)));
+            next.keep_history(&current);
+            current = next;
+        }
+        let ids: Vec<u64> = current.passes.iter().map(|p| p.pass_id).collect();
+        assert_eq!(ids, (21..=40).rev().collect::<Vec<_>>());
+        let recent = &current.services[0].recent_actions;
+        assert_eq!(recent.len(), ACTION_HISTORY);
+        assert_eq!(recent[0].pass_id, 40);
+        assert_eq!(recent[ACTION_HISTORY - 1].pass_id, 31);
+        // A service that was not there before starts with this pass alone.
+        let mut fresh = after_pass(41, None);
+        fresh.services[0].service = "other".into();
+        fresh.keep_history(&current);
+        assert!(fresh.services[0].recent_actions.is_empty());
+        assert_eq!(fresh.passes.len(), PASS_HISTORY);
+    }
+
+    #[test]
+    fn a_pass_that_changes_nothing_adds_no_record_and_a_repeated_failure_one() {
+        assert_eq!(history::record(&pass(1), Vec::new(), None), None);
+        let first = after_pass(1, Some(record(1, &[], Some("throttled"))));
+        let mut again = after_pass(2, Some(record(2, &[], Some("throttled"))));
+        again.keep_history(&first);
+        let recent = &again.services[0].recent_actions;
+        assert_eq!(recent.len(), 1);
+        assert_eq!((recent[0].pass_id, recent[0].result.as_str()), (1, "error"));
+        let mut other = after_pass(3, Some(record(3, &[], Some("denied"))));
+        other.keep_history(&again);
+        assert_eq!(other.services[0].recent_actions.len(), 2);
+    }
+
+    #[test]
+    fn actions_are_described_by_what_they_touch_never_by_values() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let tag = Action::TagService {
+            tags: BTreeMap::from([("team".to_string(), "s3cr3t-value".to_string())]),
+        };
+        assert_eq!(describe_action(&tag), "tag_service: team");
+        let update = Action::UpdateService {
+            fields: BTreeSet::from([
+                crate::core::plan::UpdateMember::DesiredCount,
+                crate::core::plan::UpdateMember::TaskDefinition,
+            ]),
+        };
+        assert_eq!(
+            describe_action(&update),
+            "update_service: desiredCount, taskDefinition"
+        );
+        assert_eq!(describe_action(&Action::CreateService), "create_service");
     }
 
     #[test]

@@ -111,6 +111,8 @@ async fn status_serves_the_current_snapshot() {
             last_error: Some("manifest web.yaml:3:1: unknown field".into()),
             message: None,
             migration: None,
+            pending: Vec::new(),
+            recent_actions: Vec::new(),
         });
     }
     let (code, headers, body) = call(&s, get("/status")).await;
