@@ -5,6 +5,7 @@ pub mod api;
 pub mod decommission;
 pub mod diff;
 pub mod ecspresso;
+pub mod events;
 pub mod ignore;
 pub mod manifest;
 pub mod migration;
