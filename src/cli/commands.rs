@@ -146,14 +146,14 @@ async fn one_pass(
     max_decommission_per_pass: usize,
     mode: Mode,
     dry_run: bool,
-) -> Result<(ManifestSet, PassReport, Arc<CallCounts>)> {
+) -> Result<(ManifestSet, PassReport, Arc<CallCounts>, Clients)> {
     let snapshot = git_source(source)?.fetch().await?;
     let set = load_snapshot(&snapshot, source.path.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let read_only = mode == Mode::Report || dry_run;
     let (clients, counts) = clients(aws_args, metrics.clone(), read_only).await;
     let reconciler = Reconciler {
-        clients,
+        clients: clients.clone(),
         cache: Default::default(),
         metrics,
         controller_id: aws_args.controller_id.clone(),
@@ -164,11 +164,11 @@ async fn one_pass(
     let report = reconciler
         .pass(&snapshot.revision, &set, &Default::default())
         .await;
-    Ok((set, report, counts))
+    Ok((set, report, counts, clients))
 }
 
 pub async fn diff(args: DiffArgs) -> Result<u8> {
-    let (set, report, counts) =
+    let (set, report, counts, _) =
         one_pass(&args.source, &args.aws, None, 1, Mode::Report, true).await?;
     match args.output {
         Output::Text => print!("{}", render::diff_text(&set, &report)),
@@ -184,7 +184,7 @@ pub async fn diff(args: DiffArgs) -> Result<u8> {
 }
 
 pub async fn apply(args: ApplyArgs) -> Result<u8> {
-    let (set, report, counts) = one_pass(
+    let (set, report, counts, clients) = one_pass(
         &args.source,
         &args.aws,
         args.prune.limit(),
@@ -200,11 +200,16 @@ pub async fn apply(args: ApplyArgs) -> Result<u8> {
         ),
         Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
     }
-    Ok(if report.has_errors() || !set.errors.is_empty() {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
-    })
+    if report.has_errors() || !set.errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
+    if args.wait {
+        let targets = ecsync::runtime::wait::targets(&report);
+        if !super::wait::wait(&clients, &targets, args.timeout).await? {
+            return Ok(EXIT_ERROR);
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 pub async fn import(args: ImportArgs) -> Result<u8> {

@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod convert;
 pub mod render;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -189,6 +190,13 @@ pub struct ApplyArgs {
     pub mode: Mode,
     #[arg(long, env = "ECSYNC_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// After the pass, follow the rollouts it started until each completes,
+    /// fails or is rolled back (exit 1 unless all completed).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub wait: bool,
+    /// How long `--wait` follows before it gives up.
+    #[arg(long, requires = "wait", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub timeout: Duration,
 }
 
 #[derive(Args, Debug)]

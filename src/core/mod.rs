@@ -12,6 +12,7 @@ pub mod migration;
 pub mod model;
 pub mod normalize;
 pub mod plan;
+pub mod rollout;
 pub mod schedule;
 pub mod state;
 pub mod tags;

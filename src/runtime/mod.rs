@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconciler;
 pub mod status;
+pub mod wait;
 pub mod webhook;
 
 use std::sync::Arc;

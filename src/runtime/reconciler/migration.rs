@@ -360,6 +360,7 @@ mod tests {
             done: Vec::new(),
             error: None,
             migration: None,
+            task_definition_arn: None,
         }
     }
 

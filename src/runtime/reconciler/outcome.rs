@@ -18,11 +18,15 @@ pub struct ServiceOutcome {
     pub error: Option<String>,
     /// The service's traffic migration this pass, when its manifest has one.
     pub migration: Option<MigrationReport>,
+    /// The revision this pass registered for it, if it registered one.
+    pub task_definition_arn: Option<String>,
 }
 
 impl ServiceOutcome {
     pub fn new(plan: ServicePlan, applied: Option<Applied>, result: Result<(), AwsError>) -> Self {
-        let done = applied.map(|a| a.done).unwrap_or_default();
+        let (done, task_definition_arn) = applied
+            .map(|a| (a.done, a.task_definition_arn))
+            .unwrap_or_default();
         let error = plan
             .error
             .clone()
@@ -33,6 +37,7 @@ impl ServiceOutcome {
             done,
             error,
             migration: None,
+            task_definition_arn,
         };
         o.settle();
         o

@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod import;
 pub mod observe;
+pub mod rollouts;
 pub mod services;
