@@ -1,19 +1,37 @@
 //! End to end: a small ecspresso project (tests/fixtures/ecspresso, in
 //! ecspresso's documented format) converted, applied to moto, and every
-//! setting of its JSON found on the live service.
+//! setting of its JSON found on the live service; the same project with
+//! Jsonnet definitions (tests/fixtures/ecspresso-jsonnet) the same way.
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{GitRepo, Moto, ecsync_with, run};
+use common::{GitRepo, Moto, Run, ecsync_with, run};
 
-fn project() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecspresso/ecspresso.yml")
+/// The `ecspresso.yml` of a project under tests/fixtures.
+fn project(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+        .join("ecspresso.yml")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ecspresso_project_converts_applies_and_keeps_every_setting() {
+    converts_applies_and_keeps_every_setting(project("ecspresso")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jsonnet_ecspresso_project_is_evaluated_and_keeps_every_setting() {
+    let written = converts_applies_and_keeps_every_setting(project("ecspresso-jsonnet")).await;
+    // Jsonnet is evaluated, not rendered as a Go template.
+    assert!(written.contains("Hello {{ name }}"), "{written}");
+}
+
+/// Converts `project` (the shop service, either fixture), applies it to moto
+/// and checks every setting on the live service; the manifest written.
+async fn converts_applies_and_keeps_every_setting(project: PathBuf) -> String {
     let moto = Moto::start();
     moto.create_cluster("shop-cluster").await;
     let net = moto.default_network().await;
@@ -24,7 +42,7 @@ async fn an_ecspresso_project_converts_applies_and_keeps_every_setting() {
     convert
         .arg("convert")
         .arg("--ecspresso")
-        .arg(project())
+        .arg(&project)
         .arg("--out")
         .arg(&out)
         .env("ECS_CLUSTER", "shop-cluster")
@@ -139,16 +157,39 @@ async fn an_ecspresso_project_converts_applies_and_keeps_every_setting() {
         Some(true)
     );
     assert_eq!(app.port_mappings()[0].container_port(), Some(3000));
+    written
 }
 
 #[test]
 fn an_unset_variable_is_an_error_at_its_position_and_nothing_is_written() {
+    let c = convert_without_image_tag(project("ecspresso"));
+    assert!(
+        c.stderr.contains("ecs-task-def.json:5:") && c.stderr.contains("must_env: IMAGE_TAG"),
+        "{c}"
+    );
+}
+
+#[test]
+fn an_unset_must_env_in_jsonnet_is_an_error_at_its_call_and_nothing_is_written() {
+    let c = convert_without_image_tag(project("ecspresso-jsonnet"));
+    // Line 8 of ecs-task-def.jsonnet, at the call's argument list.
+    assert!(
+        c.stderr.contains(
+            "ecs-task-def.jsonnet:8:107: must_env: environment variable IMAGE_TAG is not set"
+        ),
+        "{c}"
+    );
+}
+
+/// Converts `project` with every variable but IMAGE_TAG set: exit 1 and
+/// nothing written, checked here; what it printed for the caller to check.
+fn convert_without_image_tag(project: PathBuf) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut convert = std::process::Command::new(env!("CARGO_BIN_EXE_ecsync"));
     convert
         .arg("convert")
         .arg("--ecspresso")
-        .arg(project())
+        .arg(project)
         .arg("--out")
         .arg(dir.path())
         .env("ECS_CLUSTER", "c")
@@ -158,9 +199,6 @@ fn an_unset_variable_is_an_error_at_its_position_and_nothing_is_written() {
         .env_remove("IMAGE_TAG");
     let c = run(convert);
     assert_eq!(c.code, 1, "{c}");
-    assert!(
-        c.stderr.contains("ecs-task-def.json:5:") && c.stderr.contains("must_env: IMAGE_TAG"),
-        "{c}"
-    );
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    c
 }

@@ -3,4 +3,5 @@
 
 pub mod aws;
 pub mod git;
+pub mod jsonnet;
 pub mod lease;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use ecsync::adapters::jsonnet;
 use ecsync::core::ecspresso::{self, ConvertError};
 use ecsync::core::manifest;
 
@@ -17,7 +18,7 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// A definition file, templates rendered, as JSON.
+/// A definition file as JSON: JSON with its templates rendered, or Jsonnet evaluated.
 fn definition(path: &Path, env: &BTreeMap<String, String>) -> Result<Value, Vec<ConvertError>> {
     let file = path.display().to_string();
     let at = |line, column, message: String| {
@@ -32,11 +33,16 @@ fn definition(path: &Path, env: &BTreeMap<String, String>) -> Result<Value, Vec<
         path.extension().and_then(|e| e.to_str()),
         Some("jsonnet" | "libsonnet")
     ) {
-        return Err(at(
-            1,
-            1,
-            "Jsonnet is not evaluated by convert: run `ecspresso render taskdef` / `servicedef` and convert the JSON it prints".into(),
-        ));
+        // Jsonnet has its own must_env / env (std.native); no Go templates.
+        return jsonnet::evaluate(path, env).map_err(|e| {
+            let (line, column) = e.position().unwrap_or((1, 1));
+            vec![ConvertError {
+                file: e.file().to_string(),
+                line,
+                column,
+                message: e.message(),
+            }]
+        });
     }
     let text = std::fs::read_to_string(path).map_err(|e| at(1, 1, e.to_string()))?;
     let text = ecspresso::render_template(&file, &text, env)?;
