@@ -60,18 +60,25 @@ async fn container(moto: &Moto, task_definition: &str) -> aws_sdk_ecs::types::Co
     td.task_definition().unwrap().container_definitions()[0].clone()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_overlay_applies_its_patched_base_and_a_one_line_image_bump_rolls_out() {
-    let moto = Moto::start();
+/// A cluster, and a repository whose `base/web.yaml` lies outside --path
+/// (services), with the prod overlay written by `overlay` (not committed).
+async fn repository(moto: &Moto, overlay: &str) -> GitRepo {
     moto.create_cluster("alpha").await;
     let net = moto.default_network().await;
     let repo = GitRepo::new();
-    // The base lives outside --path (services), so it is read only through the overlay.
     repo.write(
         "base/web.yaml",
         &service_yaml("web", "alpha", &net, "nginx:1.25", "base", 1),
     );
-    repo.write("services/prod/overlay.yaml", PROD);
+    repo.write("services/prod/overlay.yaml", overlay);
+    repo
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overlay_applies_its_patched_base_and_a_one_line_image_bump_rolls_out() {
+    let moto = Moto::start();
+    // The base is read only through the overlay.
+    let repo = repository(&moto, PROD).await;
     repo.commit("web: base and prod");
     let cache = tempfile::tempdir().unwrap();
 
@@ -125,17 +132,7 @@ async fn an_overlay_applies_its_patched_base_and_a_one_line_image_bump_rolls_out
 #[tokio::test(flavor = "multi_thread")]
 async fn resources_through_a_symlink_or_out_of_the_repository_are_refused() {
     let moto = Moto::start();
-    moto.create_cluster("alpha").await;
-    let net = moto.default_network().await;
-    let repo = GitRepo::new();
-    repo.write(
-        "base/web.yaml",
-        &service_yaml("web", "alpha", &net, "nginx:1.25", "base", 1),
-    );
-    repo.write(
-        "services/prod/overlay.yaml",
-        &PROD.replace("../../base", "../../shared"),
-    );
+    let repo = repository(&moto, &PROD.replace("../../base", "../../shared")).await;
     std::os::unix::fs::symlink("base", repo.path().join("shared")).expect("symlink");
     repo.commit("prod through a symlink");
     let cache = tempfile::tempdir().unwrap();

@@ -8,9 +8,8 @@ mod common;
 
 use common::{GitRepo, Moto, ecsync_in, service_yaml};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn wait_exits_0_once_the_new_service_is_running() {
-    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+/// A cluster and a repository declaring `web` with two tasks.
+async fn web(moto: &Moto) -> (GitRepo, tempfile::TempDir) {
     moto.create_cluster("alpha").await;
     let net = moto.default_network().await;
     let repo = GitRepo::new();
@@ -19,7 +18,13 @@ async fn wait_exits_0_once_the_new_service_is_running() {
         &service_yaml("web", "alpha", &net, "nginx:1.27", "a", 2),
     );
     repo.commit("web");
-    let cache = tempfile::tempdir().unwrap();
+    (repo, tempfile::tempdir().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_exits_0_once_the_new_service_is_running() {
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (repo, cache) = web(&moto).await;
     let run = ecsync_in(
         &moto,
         &repo,
@@ -45,15 +50,7 @@ async fn wait_exits_0_once_the_new_service_is_running() {
 async fn wait_exits_1_when_the_rollout_outlasts_the_timeout() {
     // No task ever runs: the deployment stays IN_PROGRESS.
     let moto = Moto::start();
-    moto.create_cluster("alpha").await;
-    let net = moto.default_network().await;
-    let repo = GitRepo::new();
-    repo.write(
-        "services/web.yaml",
-        &service_yaml("web", "alpha", &net, "nginx:1.27", "a", 2),
-    );
-    repo.commit("web");
-    let cache = tempfile::tempdir().unwrap();
+    let (repo, cache) = web(&moto).await;
     let run = ecsync_in(
         &moto,
         &repo,

@@ -57,10 +57,7 @@ pub async fn render(args: RenderArgs) -> Result<u8> {
                 repo: repo.clone(),
                 git_ref: args.git_ref.clone(),
                 path: args.path.clone(),
-                cache_dir: args.cache_dir.clone(),
-                git_token_file: args.git_token_file.clone(),
-                ssh_key_file: args.ssh_key_file.clone(),
-                git_timeout: args.git_timeout,
+                access: args.access.clone(),
             };
             let snapshot = git_source(&source)?.fetch().await?;
             (
@@ -100,7 +97,7 @@ pub async fn render(args: RenderArgs) -> Result<u8> {
 }
 
 pub fn git_source(args: &SourceArgs) -> Result<GitSource> {
-    let token = match &args.git_token_file {
+    let token = match &args.access.git_token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading git token file {}", path.display()))?
@@ -115,10 +112,14 @@ pub fn git_source(args: &SourceArgs) -> Result<GitSource> {
         repo: args.repo.clone(),
         git_ref: args.git_ref.clone(),
         path: args.path.clone(),
-        cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+        cache_dir: args
+            .access
+            .cache_dir
+            .clone()
+            .unwrap_or_else(default_cache_dir),
         token,
-        ssh_key_file: args.ssh_key_file.clone(),
-        timeout: args.git_timeout,
+        ssh_key_file: args.access.ssh_key_file.clone(),
+        timeout: args.access.git_timeout,
     }))
 }
 

@@ -51,7 +51,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Observe live state and print the drift per service (exit 0 in sync, 2 drift, 1 error).
     Diff(DiffArgs),
-    /// Run one reconcile pass, then exit (0 converged or progressing, 1 error).
+    /// Run one reconcile pass, then exit (0 converged or progressing, 1 error); --wait follows its rollouts.
     Apply(ApplyArgs),
     /// Run the reconciliation daemon until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
@@ -59,26 +59,23 @@ pub enum Command {
     Import(ImportArgs),
     /// Write the manifest of an ecspresso project, or of plain AWS CLI JSON.
     Convert(ConvertArgs),
+    /// Print the final manifests, overlays built, like `kustomize build` (without --repo: the local --path, default manifests).
     Render(RenderArgs),
 }
 
-/// Without `--repo`, renders the local `--path` (default `manifests`).
 #[derive(Args, Debug)]
 pub struct RenderArgs {
+    /// Git repository: local path, file://, https:// or ssh:// / scp-style URL.
     #[arg(long, env = "ECSYNC_REPO")]
     pub repo: Option<String>,
+    /// Branch, tag or commit; default the remote's HEAD.
     #[arg(long = "ref", env = "ECSYNC_REF", requires = "repo")]
     pub git_ref: Option<String>,
+    /// Folder (in the repository, or on disk without --repo) that holds the manifests.
     #[arg(long, env = "ECSYNC_PATH")]
     pub path: Option<String>,
-    #[arg(long, env = "ECSYNC_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    #[arg(long, env = "ECSYNC_GIT_TOKEN_FILE")]
-    pub git_token_file: Option<PathBuf>,
-    #[arg(long, env = "ECSYNC_SSH_KEY_FILE")]
-    pub ssh_key_file: Option<PathBuf>,
-    #[arg(long, env = "ECSYNC_GIT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
-    pub git_timeout: Duration,
+    #[command(flatten)]
+    pub access: GitAccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +117,13 @@ pub struct SourceArgs {
     /// Folder inside the repository that holds the manifests.
     #[arg(long, env = "ECSYNC_PATH")]
     pub path: Option<String>,
+    #[command(flatten)]
+    pub access: GitAccessArgs,
+}
+
+/// How the Git source is reached and cached.
+#[derive(Args, Debug, Clone)]
+pub struct GitAccessArgs {
     /// Where cached clones live (default: $XDG_CACHE_HOME/ecsync or ~/.cache/ecsync).
     #[arg(long, env = "ECSYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
