@@ -1,4 +1,4 @@
-//! The one HTTP listener (DESIGN §6): metrics, health, status and the Git webhook.
+//! The one HTTP listener (DESIGN §6): the dashboard, metrics, health, status and the Git webhook.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use crate::runtime::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 use crate::runtime::status::SharedStatus;
 use crate::runtime::webhook::{self, PushEvent};
+
+mod ui;
 
 /// Largest webhook body accepted; GitHub caps payloads at 25 MB, but a push event that matters
 /// here is a few kilobytes and anything bigger is not worth buffering.
@@ -71,6 +73,9 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
+        .route("/", get(ui::dashboard))
+        .route("/ui/services/{cluster}/{name}", get(ui::service))
+        .route("/ui/instances/{id}", get(ui::instance))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

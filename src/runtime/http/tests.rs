@@ -339,3 +339,45 @@ async fn serve_answers_and_shuts_down() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn dashboard_and_detail_pages_are_html_with_a_strict_csp() {
+    let s = state(None);
+    {
+        let mut snap = s.status.write().unwrap();
+        snap.services.push(ServiceStatus {
+            cluster: "prod".into(),
+            service: "web".into(),
+            source: None,
+            state: SyncState::Synced,
+            drift: vec![],
+            ignored: Vec::new(),
+            actions: vec![],
+            last_error: None,
+            message: None,
+            migration: None,
+            pending: Vec::new(),
+            recent_actions: Vec::new(),
+        });
+    }
+    for (path, code) in [
+        ("/", StatusCode::OK),
+        ("/ui/services/prod/web", StatusCode::OK),
+        ("/ui/services/prod/nope", StatusCode::NOT_FOUND),
+        ("/ui/instances/i-0abc", StatusCode::NOT_FOUND),
+    ] {
+        let (got, headers, body) = call(&s, get(path)).await;
+        assert_eq!(got, code, "{path}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none';"), "{path}: {csp}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert!(body.starts_with("<!DOCTYPE html>"), "{path}");
+    }
+    let (_, _, body) = call(&s, get("/")).await;
+    assert!(body.contains(r#"href="/ui/services/prod/web""#), "{body}");
+}
