@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run ecsync's whole test suite, installing what it needs when missing:
-#   moto (local AWS emulator, via pip), git and promtool (via apt, package `prometheus`).
+#   moto (local AWS emulator, via pip), git, promtool (via apt, package `prometheus`) and
+#   headless Chromium for the dashboard's browser test (via apt, package `chromium`).
 #
 #   scripts/test.sh [EXTRA cargo test ARGS...]     e.g. scripts/test.sh -- --nocapture
 #
@@ -65,6 +66,8 @@ ensure_moto() {
 
 command -v git >/dev/null 2>&1 || apt_install git
 command -v promtool >/dev/null 2>&1 || apt_install prometheus
+# tests/e2e_dashboard.rs fails without a browser rather than skip.
+command -v chromium >/dev/null 2>&1 || apt_install --no-install-recommends chromium
 ensure_moto
 export PATH # the tests spawn moto_server and python3 from PATH
 
