@@ -6,6 +6,7 @@ pub mod desired;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod reconciler;
 pub mod status;
 pub mod wait;

@@ -119,6 +119,19 @@ pub enum ObjectKind {
     Controller,
 }
 
+impl ObjectKind {
+    /// The `kind` field of the payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+            Self::Instance => "Instance",
+            Self::TaskDefinition => "TaskDefinition",
+            Self::Hook => "Hook",
+            Self::Controller => "Controller",
+        }
+    }
+}
+
 /// Equal keys are the same event: it is sent once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DedupeKey {

@@ -410,6 +410,15 @@ fn every_event_name_is_distinct_and_dotted() {
     assert_eq!(names.len(), 12);
     assert!(names.iter().all(|n| n.split('.').count() == 2), "{names:?}");
     assert!(names.contains("cleanup.deleted") && names.contains("hook.failed"));
+    for kind in [
+        ObjectKind::Service,
+        ObjectKind::Instance,
+        ObjectKind::TaskDefinition,
+        ObjectKind::Hook,
+        ObjectKind::Controller,
+    ] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+    }
 }
 
 #[test]

@@ -87,6 +87,12 @@ struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    sink: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecommissionLabel {
     action: String,
 }
@@ -131,6 +137,7 @@ pub struct Metrics {
     decommission: Family<DecommissionLabel, Counter>,
     ec2_orphans: Family<StateLabel, Gauge>,
     webhook: Family<ResultLabel, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -223,6 +230,12 @@ impl Metrics {
             "Requests to POST /hooks/git, by result",
             webhook.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "ecsync_notifications",
+            "Notifications, by sink and result (sent, failed after retries, dropped from a full queue)",
+            notifications.clone(),
+        );
 
         // Series of known label values exist from the start, so `rate()` and absent-alerts work
         // before the first event of each kind. Families whose label values are open (services,
@@ -242,6 +255,14 @@ impl Metrics {
         }
         for r in WEBHOOK_RESULTS {
             let _ = webhook.get_or_create_owned(&result(r));
+        }
+        for sink in crate::runtime::notify::SINKS {
+            for r in crate::runtime::notify::RESULTS {
+                let _ = notifications.get_or_create_owned(&NotificationLabels {
+                    sink: sink.to_owned(),
+                    result: r.to_owned(),
+                });
+            }
         }
         // The two decommission actions are a fixed set: a zero is a true count.
         for action in ["stop", "terminate"] {
@@ -267,6 +288,7 @@ impl Metrics {
             decommission,
             ec2_orphans,
             webhook,
+            notifications,
         }
     }
 
@@ -424,6 +446,17 @@ impl Metrics {
     pub fn webhook(&self, result_: &str) {
         self.webhook.get_or_create(&result(result_)).inc();
     }
+
+    /// One notification; `sink` and `result` from [`crate::runtime::notify::SINKS`] and
+    /// [`crate::runtime::notify::RESULTS`].
+    pub fn notification(&self, sink: &str, result_: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                sink: sink.to_owned(),
+                result: result_.to_owned(),
+            })
+            .inc();
+    }
 }
 
 /// DESIGN §7: the metric names users and dashboards rely on (a contract).
@@ -433,7 +466,7 @@ impl CallObserver for Metrics {
     }
 }
 
-pub const DESIGN_METRIC_NAMES: [&str; 12] = [
+pub const DESIGN_METRIC_NAMES: [&str; 13] = [
     "ecsync_reconcile_duration_seconds",
     "ecsync_reconcile_total",
     "ecsync_services",
@@ -446,6 +479,7 @@ pub const DESIGN_METRIC_NAMES: [&str; 12] = [
     "ecsync_ec2_decommission_total",
     "ecsync_ec2_orphans",
     "ecsync_webhook_requests_total",
+    "ecsync_notifications_total",
 ];
 
 /// Families exposed beyond §7.

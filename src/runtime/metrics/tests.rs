@@ -67,6 +67,7 @@ pub(crate) fn exercise(m: &Metrics) {
     m.decommission("stop");
     m.set_ec2_orphans("pending", 1);
     m.webhook("accepted");
+    m.notification("webhook", "sent");
 }
 
 #[test]
