@@ -15,6 +15,7 @@ use ecsync::runtime::desired::load_snapshot;
 use ecsync::runtime::http::WebhookConfig;
 use ecsync::runtime::leader::{LeaseConfig, default_holder};
 use ecsync::runtime::metrics::Metrics;
+use ecsync::runtime::notify::{NotifyConfig, SecretUrl};
 use ecsync::runtime::reconciler::{PassReport, Reconciler};
 
 use super::render;
@@ -267,6 +268,38 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         }
         None => None,
     };
+    // The Slack URL and the secret come from files so that they stay out of argv and logs.
+    let read_trimmed = |path: &PathBuf, what: &str| -> Result<String> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {what} {}", path.display()))?;
+        let text = text.trim_end();
+        if text.is_empty() {
+            anyhow::bail!("{what} file {} is empty", path.display());
+        }
+        Ok(text.to_string())
+    };
+    let notify = NotifyConfig {
+        webhooks: args
+            .notify_webhook_url
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect(),
+        slack: args
+            .notify_slack_url_file
+            .as_ref()
+            .map(|p| read_trimmed(p, "Slack URL"))
+            .transpose()?
+            .map(SecretUrl::new),
+        secret: args
+            .notify_secret_file
+            .as_ref()
+            .map(|p| read_trimmed(p, "notification secret"))
+            .transpose()?
+            .map(String::into_bytes),
+        delivery: Default::default(),
+    };
     let source = git_source(&args.source)?;
     let sdk = aws::load_config(args.aws.endpoint_url.as_deref()).await;
     let leader = args
@@ -296,6 +329,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         max_decommission_per_pass: args.prune.max_decommission_per_pass,
         path: args.source.path.clone(),
         leader,
+        notify,
     };
     daemon::run(cfg, source, sdk).await?;
     Ok(EXIT_OK)

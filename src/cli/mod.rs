@@ -228,6 +228,21 @@ pub struct RunArgs {
     /// Upper bound on one pass.
     #[arg(long, env = "ECSYNC_PASS_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5m")]
     pub pass_timeout: Duration,
+    /// POST each notification event as JSON to this URL (repeatable; comma-separated in the
+    /// environment).
+    #[arg(
+        long,
+        env = "ECSYNC_NOTIFY_WEBHOOK_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub notify_webhook_url: Vec<String>,
+    /// File holding a Slack incoming-webhook URL: events go there as messages.
+    #[arg(long, env = "ECSYNC_NOTIFY_SLACK_URL_FILE", value_name = "FILE")]
+    pub notify_slack_url_file: Option<PathBuf>,
+    /// File holding the secret that signs webhook notifications (X-Ecsync-Signature-256).
+    #[arg(long, env = "ECSYNC_NOTIFY_SECRET_FILE", value_name = "FILE")]
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 /// Leader election for two or more replicas (off unless a table is given).

@@ -19,6 +19,7 @@ use crate::core::state::{Mode, SyncState};
 use crate::runtime::http::{self, HttpState, WebhookConfig};
 use crate::runtime::leader::{Elector, LeaseConfig, LeaseError};
 use crate::runtime::metrics::Metrics;
+use crate::runtime::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::runtime::reconciler::{PassReport, Reconciler};
 use crate::runtime::status::{
     self, CommitStatus, PassKind, PassSummary, Role, SharedStatus, StatusSnapshot,
@@ -42,6 +43,8 @@ pub struct DaemonConfig {
     pub path: Option<String>,
     /// `Some` with leader election on.
     pub leader: Option<LeaseConfig>,
+    /// `--notify-*`; empty: no notifications.
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 /// SIGTERM must end the process well inside a pod's grace period: this bounds the
@@ -62,6 +67,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(8);
 /// Dropping it cancels in-flight AWS calls; every step is idempotent and the loop is
 /// level-triggered, so the next start picks up where this one stopped.
 const PASS_GRACE: Duration = Duration::from_secs(4);
+/// How long the last pass's notifications may take to go out on shutdown.
+const NOTIFY_DRAIN: Duration = Duration::from_secs(2);
 
 /// `None` while running; the instant SIGTERM/SIGINT arrived once stopping.
 type StopRx = watch::Receiver<Option<Instant>>;
@@ -101,6 +108,8 @@ pub async fn run(
     let trigger = Arc::new(Notify::new());
     let webhook = cfg.webhook.map(Arc::new);
     let hook_state = webhook.clone();
+    // Before binding: a bad notification setting stops the start-up here.
+    let mut notifier = Notifier::start(cfg.notify, &cfg.controller_id, cfg.mode, metrics.clone())?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -279,6 +288,10 @@ pub async fn run(
             metrics.observe_reconcile(result, elapsed.as_secs_f64());
             record_services(&metrics, &report, &mut exposed);
             log_unapplied_drift(&report, &mut reported_drift);
+            // Only queues: delivery happens on the notifier's own tasks.
+            if let Some(n) = notifier.as_mut() {
+                n.after_pass(&report, git_error.as_deref(), SystemTime::now());
+            }
             if report.error.is_none() {
                 ready.store(true, Ordering::SeqCst);
             } else if let Some(e) = &report.error {
@@ -362,6 +375,11 @@ pub async fn run(
     if let Some(elector) = elector {
         // It sees the stop signal too and releases the lease on its way out.
         let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+    }
+    if let Some(n) = notifier {
+        let since_signal = stop.borrow().map(|t| t.elapsed()).unwrap_or_default();
+        let left = DRAIN_LIMIT.saturating_sub(since_signal + Duration::from_secs(1));
+        n.drain(NOTIFY_DRAIN.min(left)).await;
     }
     shutdown.notify_waiters();
     let since_signal = stop.borrow().map(|t| t.elapsed()).unwrap_or_default();
