@@ -5,12 +5,14 @@ use std::time::SystemTime;
 
 use super::html::{Esc, clip, instance_href, service_href, short_sha};
 use super::parts::{migration, result_badge, state_badge, step_label, traffic_bar};
-use super::time::{duration_ms, write_time};
+use super::time::{Clock, duration_ms, write_time};
 use crate::core::state::SyncState;
 use crate::runtime::status::{Role, StatusSnapshot};
 
 /// Characters of an error shown in a table cell; the detail page has all.
 const CELL_TEXT: usize = 160;
+/// Characters of a commit subject shown; the title attribute has all.
+const SUBJECT_TEXT: usize = 100;
 
 pub fn render(s: &StatusSnapshot, now: SystemTime) -> String {
     let mut b = String::new();
@@ -34,8 +36,13 @@ fn overview(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
                 short = Esc(short_sha(rev))
             );
             if let Some(c) = &s.commit {
-                let _ = write!(b, r#" <span class="subject">{}</span> ("#, Esc(&c.subject));
-                write_time(b, &c.time, now, false);
+                let _ = write!(
+                    b,
+                    r#" <span class="subject" title="{full}">{short}</span> ("#,
+                    full = Esc(&c.subject),
+                    short = Esc(&clip(&c.subject, SUBJECT_TEXT)),
+                );
+                write_time(b, &c.time, now, Clock::Fixed);
                 b.push(')');
             }
         }
@@ -65,7 +72,7 @@ fn overview(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
     match &s.last_pass {
         Some(p) => {
             let _ = write!(b, "#{} ", p.pass_id);
-            write_time(b, &p.started_at, now, true);
+            write_time(b, &p.started_at, now, Clock::Ticking);
             let _ = write!(b, ", {} ", duration_ms(p.duration_ms));
             result_badge(b, &p.result);
         }
@@ -184,7 +191,7 @@ fn decommission(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
             action = Esc(i.action.as_deref().unwrap_or("")),
         );
         if let Some(at) = &i.acts_at {
-            write_time(b, at, now, true);
+            write_time(b, at, now, Clock::Countdown);
         }
         b.push_str("</td><td>");
         if let Some(e) = &i.last_error {
@@ -215,7 +222,7 @@ fn passes(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
     );
     for p in &s.passes {
         let _ = write!(b, r#"<tr class="pass-row"><td>#{}</td><td>"#, p.pass_id);
-        write_time(b, &p.started_at, now, true);
+        write_time(b, &p.started_at, now, Clock::Ticking);
         let _ = write!(
             b,
             "</td><td>{}</td><td>{}</td><td>",

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::html::Esc;
 use super::parts::{migration, result_badge, state_badge, value};
-use super::time::write_time;
+use super::time::{Clock, write_time};
 use crate::runtime::status::redact::{redact_diff, redact_ignored};
 use crate::runtime::status::{InstanceStatus, ServiceStatus, StatusSnapshot};
 
@@ -132,7 +132,7 @@ fn recent(b: &mut String, svc: &ServiceStatus, now: SystemTime) {
     b.push_str(r#"<div class="scroll"><table><thead><tr><th>When</th><th>Pass</th><th>Actions</th><th>Result</th></tr></thead><tbody>"#);
     for r in &svc.recent_actions {
         b.push_str(r#"<tr class="action"><td>"#);
-        write_time(b, &r.at, now, true);
+        write_time(b, &r.at, now, Clock::Ticking);
         let names: Vec<String> = r.actions.iter().map(|a| Esc(a).to_string()).collect();
         let _ = write!(
             b,
@@ -163,7 +163,7 @@ pub fn instance(s: &StatusSnapshot, id: &str, now: SystemTime) -> Option<String>
     b.push_str("<dt>Acts</dt><dd>");
     match &i.acts_at {
         Some(at) => {
-            write_time(&mut b, at, now, true);
+            write_time(&mut b, at, now, Clock::Countdown);
             let _ = write!(b, " ({})", Esc(at));
         }
         None => b.push_str(r#"<span class="muted">not scheduled</span>"#),

@@ -29,7 +29,7 @@ header nav .brand{font-weight:700;text-decoration:none;color:var(--fg)}
 section{margin:1.4rem 0}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-weight:600;color:var(--muted);font-size:.9em}
+th{font-weight:600;color:var(--muted);font-size:.9em;white-space:nowrap}
 .scroll{overflow-x:auto}
 code,pre{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
 pre{white-space:pre-wrap;word-break:break-word;margin:0}
@@ -53,8 +53,10 @@ footer{margin-top:2rem;color:var(--muted);font-size:.9em}
 @media (max-width:40rem){body{padding:.5rem;font-size:14px}.wide{display:none}dl.facts{grid-template-columns:1fr}dl.facts dd{margin-bottom:.3rem}}
 "#;
 
-/// Counts `data-live` instants down every second (against the server's
-/// clock, which the body carries), and reloads the page unless `?refresh=off`.
+/// Keeps `data-live` instants current every second (against the server's
+/// clock, which the body carries; countdowns read `due` once they have come),
+/// and reloads the page unless `?refresh=off`. Without it (a text browser) the
+/// page says to reload by hand.
 const SCRIPT: &str = r#"
 (function () {
   var skew = Number(document.body.getAttribute("data-now")) - Date.now();
@@ -71,13 +73,21 @@ const SCRIPT: &str = r#"
       var t = Date.parse(el.getAttribute("datetime"));
       if (isNaN(t)) return;
       var d = t - now;
+      if (el.getAttribute("data-live") === "countdown" && d < 1000) {
+        el.textContent = "due";
+        return;
+      }
       el.textContent = Math.abs(d) < 1000 ? "now" : d > 0 ? "in " + span(d) : span(d) + " ago";
     });
   }
   tick();
   setInterval(tick, 1000);
-  if (!/[?&]refresh=off/.test(location.search)) {
-    setTimeout(function () { location.reload(); }, REFRESH_MS);
+  var note = document.getElementById("refresh");
+  if (/[?&]refresh=off/.test(location.search)) {
+    note.innerHTML = 'Auto-refresh is off (<a href="?">resume</a>).';
+  } else {
+    note.innerHTML = 'Refreshes every REFRESH_SECS s (<a href="?refresh=off">stop</a>).';
+    setTimeout(function () { location.reload(); }, REFRESH_SECS * 1000);
   }
 })();
 "#;
@@ -106,13 +116,13 @@ pub fn render(title: &str, now: SystemTime, body: &str) -> String {
 <main>
 {body}
 </main>
-<footer><p>Refreshes every {REFRESH_SECS} s (<a href="?refresh=off">stop</a>, <a href="?">resume</a>). Times are relative to the controller's clock; hover for the instant.</p></footer>
+<footer><p><span id="refresh">Reload the page for newer passes.</span> Times are relative to the controller's clock; hover for the instant.</p></footer>
 <script>{script}</script>
 </body>
 </html>
 "#,
         title = Esc(title),
-        script = SCRIPT.replace("REFRESH_MS", &(REFRESH_SECS * 1000).to_string()),
+        script = SCRIPT.replace("REFRESH_SECS", &REFRESH_SECS.to_string()),
     );
     out
 }

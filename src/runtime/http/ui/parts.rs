@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::html::Esc;
-use super::time::write_time;
+use super::time::{Clock, write_time};
 use crate::core::state::SyncState;
 use crate::runtime::status::MigrationStatus;
 use crate::runtime::status::redact::SECRET;
@@ -134,15 +134,14 @@ pub fn migration(out: &mut String, m: &MigrationStatus, now: SystemTime) {
     out.push_str(r#"<p class="next">"#);
     match (at_last_step(m), &m.next_step_at) {
         (true, None) => out.push_str("Complete."),
-        (true, Some(at)) => {
-            out.push_str("Completes ");
-            write_time(out, at, now, true);
-            out.push_str(" at the earliest, if the gates pass.");
-        }
-        (false, Some(at)) => {
-            out.push_str("Next step ");
-            write_time(out, at, now, true);
-            out.push_str(" at the earliest, if the gates pass.");
+        (last, Some(at)) => {
+            out.push_str(if last {
+                "Completes (if the gates pass): "
+            } else {
+                "Next step (if the gates pass): "
+            });
+            write_time(out, at, now, Clock::Countdown);
+            out.push('.');
         }
         (false, None) => out.push_str("Next step as soon as the gates pass."),
     }

@@ -156,8 +156,20 @@ fn dashboard_shows_revision_services_migration_queue_and_passes() {
     assert!(
         page.contains(r#"title="0123456789abcdef0123456789abcdef01234567">0123456789ab</code>"#)
     );
-    assert!(page.contains("1h 0m ago"), "commit time");
+    assert!(
+        page.contains(r#"title="2023-11-14T21:13:20Z">1h 0m ago</time>"#),
+        "commit time"
+    );
     assert!(page.contains("<dt>Mode</dt><dd>auto</dd>"));
+    // A long subject is cut, whole in its title.
+    let mut long = snapshot();
+    long.commit.as_mut().unwrap().subject = "x".repeat(300);
+    let long = dashboard::render(&long, now());
+    assert!(long.contains(&format!(
+        r#"title="{x}">{y}…</span>"#,
+        x = "x".repeat(300),
+        y = "x".repeat(100)
+    )));
     assert!(page.contains("leader, lease token 4"));
     // Each service, linked, with its coloured state and drift count.
     assert!(page.contains(r#"<a href="/ui/services/prod/web">prod/web</a>"#));
@@ -167,7 +179,7 @@ fn dashboard_shows_revision_services_migration_queue_and_passes() {
     assert!(page.contains("1 Progressing, 1 Error"));
     // The queue's countdown.
     assert!(page.contains(
-        r#"<time datetime="2023-11-14T22:17:20Z" title="2023-11-14T22:17:20Z" data-live>in 4m 0s</time>"#
+        r#"<time datetime="2023-11-14T22:17:20Z" title="2023-11-14T22:17:20Z" data-live="countdown">in 4m 0s</time>"#
     ));
     assert!(page.contains(r#"href="/ui/instances/i-0abc""#));
     // The passes.
@@ -194,7 +206,11 @@ fn the_migration_bar_shows_percent_steps_gates_and_the_next_step() {
     assert!(
         page.contains(r#"<span class="fail">✗ not passed</span> <strong>ecs-healthy</strong>"#)
     );
-    assert!(page.contains(r#"Next step <time datetime="2023-11-14T22:15:20Z" title="2023-11-14T22:15:20Z" data-live>in 2m 0s</time> at the earliest"#));
+    assert!(page.contains(r#"Next step (if the gates pass): <time datetime="2023-11-14T22:15:20Z" title="2023-11-14T22:15:20Z" data-live="countdown">in 2m 0s</time>."#));
+    // Once the interval is over the step is due, whenever the page is read.
+    let later = now() + Duration::from_secs(600);
+    let page = dashboard::render(&snapshot(), later);
+    assert!(page.contains(r#"data-live="countdown">due</time>."#));
 }
 
 #[test]
@@ -253,7 +269,7 @@ fn service_page_shows_plan_migration_and_recent_actions() {
     assert!(page.contains(r#"id="migration""#));
     assert!(page.contains(r#"aria-valuenow="50""#));
     assert!(page.contains("<td>#6</td><td>advance_traffic</td>"));
-    assert!(page.contains("data-live>1m 0s ago</time>"));
+    assert!(page.contains(r#"data-live="tick">1m 0s ago</time>"#));
     // Report mode says it will not act.
     let mut s = snapshot();
     s.mode = "report".into();
@@ -274,7 +290,7 @@ fn unknown_objects_have_no_page() {
 #[test]
 fn instance_page_counts_down_to_its_action() {
     let page = detail::instance(&snapshot(), "i-0abc", now()).unwrap();
-    assert!(page.contains("data-live>in 4m 0s</time> (2023-11-14T22:17:20Z)"));
+    assert!(page.contains(r#"data-live="countdown">in 4m 0s</time> (2023-11-14T22:17:20Z)"#));
     assert!(page.contains("<dt>Action</dt><dd>stop</dd>"));
     assert!(page.contains("<dt>Done in the last pass</dt><dd>tag, deregister</dd>"));
 }
@@ -298,4 +314,11 @@ fn pages_are_for_phones_and_dark_mode_too() {
     );
     assert!(page.contains("@media (prefers-color-scheme:dark)"));
     assert!(page.contains(r#"<body data-now="1700000000000">"#));
+}
+
+#[test]
+fn without_script_the_page_says_to_reload() {
+    let page = dashboard::render(&snapshot(), now());
+    assert!(page.contains(r#"<span id="refresh">Reload the page for newer passes.</span>"#));
+    assert!(page.contains("location.reload(); }, 10 * 1000);"));
 }

@@ -36,20 +36,35 @@ pub fn relative(now: SystemTime, t: SystemTime) -> String {
     }
 }
 
+/// How a shown instant behaves once the page is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Written once: a commit's time.
+    Fixed,
+    /// Kept current by the script, `… ago` or `in …`.
+    Ticking,
+    /// Something is waiting for it: `in …`, then `due` once it has come (the
+    /// next pass acts on it), never `… ago`.
+    Countdown,
+}
+
 /// A `<time>` for an RFC 3339 instant: relative to `now`, the instant itself
-/// in its title; `live` ones the inline script counts down. A value that does
-/// not parse is shown as it is.
-pub fn write_time(out: &mut String, rfc3339: &str, now: SystemTime, live: bool) {
+/// in its title. A value that does not parse is shown as it is.
+pub fn write_time(out: &mut String, rfc3339: &str, now: SystemTime, clock: Clock) {
     let Some(t) = parse(rfc3339) else {
         let _ = write!(out, "{}", Esc(rfc3339));
         return;
     };
+    let (attr, rel) = match clock {
+        Clock::Fixed => ("", relative(now, t)),
+        Clock::Ticking => (r#" data-live="tick""#, relative(now, t)),
+        Clock::Countdown if t <= now => (r#" data-live="countdown""#, "due".to_string()),
+        Clock::Countdown => (r#" data-live="countdown""#, relative(now, t)),
+    };
     let _ = write!(
         out,
-        r#"<time datetime="{at}" title="{at}"{live}>{rel}</time>"#,
+        r#"<time datetime="{at}" title="{at}"{attr}>{rel}</time>"#,
         at = Esc(rfc3339),
-        live = if live { " data-live" } else { "" },
-        rel = relative(now, t),
     );
 }
 
@@ -86,13 +101,29 @@ mod tests {
     #[test]
     fn a_countdown_carries_its_instant_and_ticks() {
         let mut out = String::new();
-        write_time(&mut out, "2023-11-14T22:20:20Z", t(0), true);
+        write_time(&mut out, "2023-11-14T22:20:20Z", t(0), Clock::Countdown);
         assert_eq!(
             out,
-            r#"<time datetime="2023-11-14T22:20:20Z" title="2023-11-14T22:20:20Z" data-live>in 7m 0s</time>"#
+            r#"<time datetime="2023-11-14T22:20:20Z" title="2023-11-14T22:20:20Z" data-live="countdown">in 7m 0s</time>"#
         );
+        // Once it has come it is due, not past.
+        let mut due = String::new();
+        write_time(&mut due, "2023-11-14T22:20:20Z", t(600), Clock::Countdown);
+        assert!(
+            due.ends_with(r#"data-live="countdown">due</time>"#),
+            "{due}"
+        );
+        let mut past = String::new();
+        write_time(&mut past, "2023-11-14T22:20:20Z", t(600), Clock::Ticking);
+        assert!(
+            past.ends_with(r#"data-live="tick">3m 0s ago</time>"#),
+            "{past}"
+        );
+        let mut fixed = String::new();
+        write_time(&mut fixed, "2023-11-14T22:20:20Z", t(600), Clock::Fixed);
+        assert!(!fixed.contains("data-live"), "{fixed}");
         let mut bad = String::new();
-        write_time(&mut bad, "<soon>", t(0), true);
+        write_time(&mut bad, "<soon>", t(0), Clock::Countdown);
         assert_eq!(bad, "&lt;soon&gt;");
     }
 
