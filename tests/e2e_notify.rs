@@ -449,3 +449,66 @@ async fn a_hanging_receiver_does_not_slow_the_passes_and_lasting_drift_is_sent_o
     );
     assert_eq!(d.metric("webhook", "sent"), 1.0);
 }
+
+/// Settings that cannot work stop `ecsync run` at start-up, saying which flag, without
+/// printing the URL (it may carry a token); the environment variable takes a comma list.
+#[test]
+fn bad_notification_settings_stop_the_start_without_showing_the_url() {
+    let repo = GitRepo::new();
+    repo.write("services/README.md", "nothing yet\n");
+    repo.commit("empty");
+    let files = tempfile::tempdir().unwrap();
+    let empty = file_with(files.path(), "empty", "   ");
+    let schemeless = file_with(
+        files.path(),
+        "slack",
+        "hooks.slack.com/services/T/B/hunter2",
+    );
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--notify-slack-url-file", &empty], &[], "is empty"),
+        (
+            &["--notify-slack-url-file", &schemeless],
+            &[],
+            "--notify-slack-url-file: the URL must start with http:// or https://",
+        ),
+        (
+            &["--notify-webhook-url", "ftp://example.com/x?token=hunter2"],
+            &[],
+            "--notify-webhook-url #1: the URL must start with http:// or https://",
+        ),
+        (
+            &[],
+            &[(
+                "ECSYNC_NOTIFY_WEBHOOK_URL",
+                "http://127.0.0.1:9/ok,gopher://x/hunter2",
+            )],
+            "--notify-webhook-url #2: the URL must start with http:// or https://",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let mut cmd = common::ecsync();
+        cmd.args(["run", "--repo", &repo.url(), "--path", "services"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--cache-dir")
+            .arg(files.path().join("cache"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env("AWS_REGION", "us-east-1")
+            .env("NO_COLOR", "1");
+        let mut d = Daemon::spawn(cmd);
+        let status = d.wait_timeout(Duration::from_secs(20));
+        let logs = d.logs();
+        let Some(status) = status else {
+            panic!("{args:?} {env:?}: still running\n{logs}");
+        };
+        assert!(!status.success(), "{args:?} {env:?}: {status}\n{logs}");
+        assert!(
+            logs.contains(want),
+            "{args:?} {env:?}: want {want:?} in\n{logs}"
+        );
+        assert!(
+            !logs.contains("hunter2"),
+            "{args:?}: the URL leaked\n{logs}"
+        );
+    }
+}
