@@ -450,6 +450,9 @@ async fn a_hanging_receiver_does_not_slow_the_passes_and_lasting_drift_is_sent_o
     assert_eq!(d.metric("webhook", "sent"), 1.0);
 }
 
+/// Flags, environment, and what the error must say.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 /// Settings that cannot work stop `ecsync run` at start-up, saying which flag, without
 /// printing the URL (it may carry a token); the environment variable takes a comma list.
 #[test]
@@ -464,7 +467,7 @@ fn bad_notification_settings_stop_the_start_without_showing_the_url() {
         "slack",
         "hooks.slack.com/services/T/B/hunter2",
     );
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [Case; 4] = [
         (&["--notify-slack-url-file", &empty], &[], "is empty"),
         (
             &["--notify-slack-url-file", &schemeless],
