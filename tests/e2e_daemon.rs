@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Daemon, GitRepo, Moto, Network, ecsync_with, free_port, http_get, http_post, try_http_get,
-    wait_until, wait_until_async,
+    Daemon, GitRepo, Moto, Network, ecsync_with, free_port, http_get, http_post, spawn_listening,
+    status_json, try_http_get, wait_until, wait_until_async,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
@@ -84,18 +84,8 @@ impl Running {
             .arg(dirs.path().join("cache"))
             .arg("--webhook-secret-file")
             .arg(&secret)
-            .args(extra)
-            .env_remove("ECSYNC_LOG")
-            // Plain text in the captured logs (tracing-subscriber colours even a file).
-            .env("NO_COLOR", "1");
-        let mut daemon = Daemon::spawn(cmd);
-        let up = wait_until(Duration::from_secs(20), || {
-            try_http_get(&addr, "/healthz").is_ok() || daemon.try_wait().is_some()
-        });
-        if let Some(status) = daemon.try_wait() {
-            panic!("daemon exited early ({status}):\n{}", daemon.logs());
-        }
-        assert!(up, "daemon never listened on {addr}:\n{}", daemon.logs());
+            .args(extra);
+        let daemon = spawn_listening(cmd, &addr);
         Running {
             daemon,
             addr,
@@ -104,9 +94,7 @@ impl Running {
     }
 
     fn status(&self) -> Value {
-        let (code, body) = http_get(&self.addr, "/status");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+        status_json(&self.addr)
     }
 
     fn pass_id(&self) -> u64 {

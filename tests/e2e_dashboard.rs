@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Daemon, GitRepo, Moto, ecsync_with, free_port, http_get, http_request, try_http_get, wait_until,
+    Daemon, GitRepo, Moto, ecsync_with, free_port, http_request, spawn_listening, status_json,
+    wait_until,
 };
 use serde_json::Value;
 
@@ -257,17 +258,8 @@ impl Running {
                 "text",
             ])
             .arg("--cache-dir")
-            .arg(cache.path())
-            .env_remove("ECSYNC_LOG")
-            .env("NO_COLOR", "1");
-        let mut daemon = Daemon::spawn(cmd);
-        let up = wait_until(Duration::from_secs(20), || {
-            try_http_get(&addr, "/healthz").is_ok() || daemon.try_wait().is_some()
-        });
-        if let Some(status) = daemon.try_wait() {
-            panic!("daemon exited early ({status}):\n{}", daemon.logs());
-        }
-        assert!(up, "daemon never listened on {addr}:\n{}", daemon.logs());
+            .arg(cache.path());
+        let daemon = spawn_listening(cmd, &addr);
         Running {
             daemon,
             addr,
@@ -276,9 +268,7 @@ impl Running {
     }
 
     fn status(&self) -> Value {
-        let (code, body) = http_get(&self.addr, "/status");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+        status_json(&self.addr)
     }
 
     fn wait_for(&self, what: &str, timeout: Duration, mut ok: impl FnMut(&Value) -> bool) {

@@ -14,7 +14,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use common::{
-    Daemon, GitRepo, Moto, Network, ecsync_with, free_port, http_get, try_http_get, wait_until,
+    Daemon, GitRepo, Moto, Network, ecsync_with, free_port, http_get, spawn_listening,
+    try_http_get, wait_until,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
@@ -137,17 +138,8 @@ impl Running {
             .args(["--listen", &addr])
             .arg("--cache-dir")
             .arg(dirs.path().join("cache"))
-            .args(extra)
-            .env_remove("ECSYNC_LOG")
-            .env("NO_COLOR", "1");
-        let mut daemon = Daemon::spawn(cmd);
-        let up = wait_until(Duration::from_secs(20), || {
-            try_http_get(&addr, "/healthz").is_ok() || daemon.try_wait().is_some()
-        });
-        if let Some(status) = daemon.try_wait() {
-            panic!("daemon exited early ({status}):\n{}", daemon.logs());
-        }
-        assert!(up, "daemon never listened on {addr}:\n{}", daemon.logs());
+            .args(extra);
+        let daemon = spawn_listening(cmd, &addr);
         Running { daemon, addr, dirs }
     }
 

@@ -126,3 +126,27 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Spawn `ecsync run` (with plain-text logs) and wait until it answers
+/// `/healthz` on `addr`; panics with its logs if it exits or never listens.
+pub fn spawn_listening(mut cmd: Command, addr: &str) -> Daemon {
+    cmd.env_remove("ECSYNC_LOG")
+        // Plain text in the captured logs (tracing-subscriber colours even a file).
+        .env("NO_COLOR", "1");
+    let mut daemon = Daemon::spawn(cmd);
+    let up = super::wait_until(Duration::from_secs(20), || {
+        super::try_http_get(addr, "/healthz").is_ok() || daemon.try_wait().is_some()
+    });
+    if let Some(status) = daemon.try_wait() {
+        panic!("daemon exited early ({status}):\n{}", daemon.logs());
+    }
+    assert!(up, "daemon never listened on {addr}:\n{}", daemon.logs());
+    daemon
+}
+
+/// `GET /status` as JSON; panics on anything else.
+pub fn status_json(addr: &str) -> serde_json::Value {
+    let (code, body) = super::http_get(addr, "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+}
