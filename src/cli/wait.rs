@@ -18,11 +18,7 @@ const EVENTS_SHOWN: usize = 5;
 const POLL: Duration = Duration::from_secs(3);
 
 fn line(p: &Progress, elapsed: Duration) -> String {
-    let rollout = p
-        .view
-        .deployments
-        .iter()
-        .find(|d| d.status == Some(ecsync::core::rollout::DeploymentStatus::Primary))
+    let rollout = ecsync::core::rollout::primary(&p.view.deployments)
         .and_then(|d| d.rollout_state)
         .map_or("-", |s| s.as_str());
     format!(

@@ -69,17 +69,20 @@ impl Verdict {
     }
 }
 
+/// The deployment ECS is moving the service to.
+pub fn primary(deployments: &[Deployment]) -> Option<&Deployment> {
+    deployments
+        .iter()
+        .find(|d| d.status == Some(DeploymentStatus::Primary))
+}
+
 pub fn verdict(f: &Followed) -> Verdict {
     let ours = |d: &&Deployment| {
         f.expected
             .as_deref()
             .is_none_or(|arn| d.task_definition == arn)
     };
-    let Some(primary) = f
-        .deployments
-        .iter()
-        .find(|d| d.status == Some(DeploymentStatus::Primary))
-    else {
+    let Some(primary) = primary(&f.deployments) else {
         return Verdict::Missing;
     };
     let reason = |d: &Deployment| d.reason.clone().unwrap_or_default();
