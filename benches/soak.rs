@@ -132,7 +132,17 @@ fn main() {
             daemon.logs()
         );
         let done = pass_id(&addr).saturating_sub(first_pass);
-        samples.push((done, rss_kib(pid), aws_calls(&addr) - first_calls));
+        let sample = (done, rss_kib(pid), aws_calls(&addr) - first_calls);
+        samples.push(sample);
+        if benching {
+            // A run takes about an hour: show where it is, so a stalled one is seen early.
+            eprintln!(
+                "soak: {:>5} s, {done:>5}/{passes} passes, RSS {} KiB, {:.1} calls/pass",
+                started.elapsed().as_secs(),
+                sample.1,
+                sample.2 as f64 / done.max(1) as f64
+            );
+        }
         if done >= passes || Instant::now() > deadline {
             break;
         }
