@@ -6,6 +6,7 @@ pub mod decommission;
 pub mod diff;
 pub mod ecspresso;
 pub mod events;
+pub mod hooks;
 pub mod ignore;
 pub mod manifest;
 pub mod migration;

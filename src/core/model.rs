@@ -164,3 +164,37 @@ pub struct Decommission {
     pub action: Option<String>,
     pub after: String,
 }
+
+/// `spec.hooks` (DESIGN §3). Not yet a member of [`ServiceSpec`]: the
+/// applier does not run hooks yet, so manifests cannot declare them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hooks {
+    #[serde(default)]
+    pub pre_deploy: Vec<PreDeployHook>,
+}
+
+/// A one-off task (`RunTask`) with the new revision and a command override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreDeployHook {
+    pub name: String,
+    /// Default: the first essential container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    pub command: Vec<String>,
+    /// Default [`DEFAULT_HOOK_TIMEOUT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+pub const DEFAULT_HOOK_TIMEOUT: &str = "15m";
+
+/// `spec.dependsOn[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dependency {
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}

@@ -45,6 +45,20 @@ pub const REPLACEMENT_OF: &str = "ecsync.io/replacement-of";
 /// On task definitions ecsync registers: the content hash.
 pub const SPEC_HASH: &str = "ecsync.io/spec-hash";
 
+/// `<hook>@<revision>:<succeeded|failed>` on a service (DESIGN §4), and on the
+/// task definition revision the hook ran with: `<revision>` is that
+/// definition's content hash (as in [`TASK_DEFINITION`]), so the same manifest
+/// never reruns a hook however many times it is registered, and a service that
+/// does not exist yet keeps the result on the revision it will be created with.
+pub const HOOK: &str = "ecsync.io/hook";
+/// Beside a failed [`HOOK`]: the exit code and reason, so `/status` still says
+/// why after a restart.
+pub const HOOK_REASON: &str = "ecsync.io/hook-reason";
+/// On a hook's task: `<hook>@<revision>`, which hook of which revision it runs.
+pub const HOOK_TASK: &str = "ecsync.io/hook-task";
+/// On a hook's task: when ecsync started it (the clock of its timeout).
+pub const HOOK_STARTED: &str = "ecsync.io/hook-started";
+
 /// AWS caps tag values at 256 characters.
 pub const MAX_TAG_VALUE: usize = 256;
 
@@ -282,8 +296,104 @@ pub fn parse_service(value: &str) -> Option<ServiceKey> {
     })
 }
 
+/// How a pre-deploy hook ended, as recorded in [`HOOK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HookResult {
+    Succeeded,
+    Failed,
+}
+
+impl HookResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The value of [`HOOK`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRecord {
+    pub name: String,
+    pub revision: String,
+    pub result: HookResult,
+}
+
+impl HookRecord {
+    pub fn parse(value: &str) -> Option<HookRecord> {
+        let (rest, result) = value.rsplit_once(':')?;
+        let (name, revision) = rest.rsplit_once('@')?;
+        let result = match result {
+            "succeeded" => HookResult::Succeeded,
+            "failed" => HookResult::Failed,
+            _ => return None,
+        };
+        (!name.is_empty() && !revision.is_empty()).then(|| HookRecord {
+            name: name.to_string(),
+            revision: revision.to_string(),
+            result,
+        })
+    }
+    pub fn format(&self) -> String {
+        format!("{}@{}:{}", self.name, self.revision, self.result.as_str())
+    }
+    /// [`HOOK`] read from a resource's tags.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<HookRecord> {
+        HookRecord::parse(tags.get(HOOK)?)
+    }
+}
+
+/// The value of [`HOOK_TASK`].
+pub fn hook_task_value(name: &str, revision: &str) -> String {
+    format!("{name}@{revision}")
+}
+
+/// [`HOOK_TASK`] read back: (hook, revision).
+pub fn parse_hook_task(value: &str) -> Option<(String, String)> {
+    let (name, revision) = value.rsplit_once('@')?;
+    Some((name.to_string(), revision.to_string()))
+}
+
+/// Free text as a tag value: characters tags do not allow become spaces,
+/// and it is cut to [`MAX_TAG_VALUE`].
+pub fn tag_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || " +-=._:/@".contains(c) {
+                c
+            } else {
+                ' '
+            }
+        })
+        .take(MAX_TAG_VALUE)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hook_tags_round_trip() {
+        let r = HookRecord {
+            name: "db-migrate".into(),
+            revision: "0123456789abcdef".into(),
+            result: HookResult::Failed,
+        };
+        assert_eq!(r.format(), "db-migrate@0123456789abcdef:failed");
+        assert_eq!(HookRecord::parse(&r.format()), Some(r));
+        assert_eq!(HookRecord::parse("migrate@abc:maybe"), None);
+        assert_eq!(HookRecord::parse("migrate:succeeded"), None);
+        assert_eq!(HookRecord::parse("@abc:succeeded"), None);
+        assert_eq!(
+            parse_hook_task(&hook_task_value("migrate", "abc")),
+            Some(("migrate".into(), "abc".into()))
+        );
+        assert_eq!(tag_text("exit 1: \"boom\" (oom)"), "exit 1:  boom   oom");
+        assert_eq!(tag_text(&"x".repeat(300)).len(), MAX_TAG_VALUE);
+    }
 
     #[test]
     fn the_managed_tag_record_round_trips_any_key_and_spills_over() {
