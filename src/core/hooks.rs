@@ -136,7 +136,7 @@ pub struct Input<'a> {
 pub fn timeout(hook: &PreDeployHook) -> Duration {
     let text = hook.timeout.as_deref().unwrap_or(DEFAULT_HOOK_TIMEOUT);
     // Validation refused any other spelling.
-    humantime::parse_duration(text.trim()).unwrap_or(Duration::from_secs(15 * 60))
+    crate::core::manifest::validate::parse_duration(text).unwrap_or(Duration::from_secs(15 * 60))
 }
 
 pub fn decide(i: &Input) -> Decision {
@@ -223,7 +223,7 @@ pub fn evaluate(task: &HookTask, essential: &BTreeSet<String>) -> Outcome {
 pub fn essential_containers(td: &TaskDefinition) -> BTreeSet<String> {
     td.container_definitions
         .iter()
-        .filter(|c| c.essential.unwrap_or(true))
+        .filter(|c| is_essential(c))
         .filter_map(|c| c.name.clone())
         .collect()
 }
@@ -236,8 +236,13 @@ pub fn container<'a>(hook: &'a PreDeployHook, td: &'a TaskDefinition) -> Option<
     }
     td.container_definitions
         .iter()
-        .find(|c| c.essential.unwrap_or(true))
+        .find(|c| is_essential(c))
         .and_then(|c| c.name.as_deref())
+}
+
+/// ECS's default: a container is essential unless it says otherwise.
+fn is_essential(c: &crate::core::model::ContainerDefinition) -> bool {
+    c.essential.unwrap_or(true)
 }
 
 /// A hook's state as `/status`, `diff` and the logs show it.
