@@ -23,6 +23,9 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
     /// The switch the clients' interceptor enforces.
     pub read_only: ReadOnly,
 }
@@ -57,12 +60,25 @@ impl Clients {
             .interceptor(interceptor.clone())
             .build();
         let elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(sdk)
+            .interceptor(interceptor.clone())
+            .build();
+        let autoscaling = aws_sdk_autoscaling::config::Builder::from(sdk)
+            .interceptor(interceptor.clone())
+            .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .interceptor(interceptor.clone())
+            .build();
+        let scheduler = aws_sdk_scheduler::config::Builder::from(sdk)
             .interceptor(interceptor)
             .build();
+        // Building a client costs no call: the ones no manifest needs stay idle.
         Clients {
             ecs: aws_sdk_ecs::Client::from_conf(ecs),
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            scheduler: aws_sdk_scheduler::Client::from_conf(scheduler),
             read_only,
         }
     }

@@ -8,7 +8,7 @@ use super::{Clients, convert};
 use crate::core::manifest::{load, task_definition_hash};
 use crate::core::normalize::normalize_task_definition;
 
-/// Clients of all three services whose calls are answered by `rules`.
+/// Clients of every service whose calls are answered by `rules`.
 pub(crate) fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
     use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
     let interceptor = || {
@@ -36,6 +36,21 @@ pub(crate) fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
         ),
         elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
             aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
+        autoscaling: aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
+        cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
+        scheduler: aws_sdk_scheduler::Client::from_conf(
+            aws_sdk_scheduler::config::Builder::from(&sdk)
                 .interceptor(interceptor())
                 .build(),
         ),
