@@ -479,3 +479,34 @@ async fn lost_answers_converge_in_later_passes() {
     assert_eq!(diff.code, 0, "drift left:\n{diff}");
     assert_eq!(live_state(&moto).await.len(), 10);
 }
+
+/// The soak's memo: a repeated read is answered from memory, and a write makes the next read go
+/// to moto again, so it sees the write.
+#[tokio::test(flavor = "multi_thread")]
+async fn memoised_reads_never_outlive_a_write() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.port(), FaultConfig::none().memoise_reads());
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let names = |out: aws_sdk_ecs::operation::list_clusters::ListClustersOutput| {
+        out.cluster_arns().len()
+    };
+    ecs.create_cluster().cluster_name("a").send().await.unwrap();
+    let first = names(ecs.list_clusters().send().await.unwrap());
+    let again = names(ecs.list_clusters().send().await.unwrap());
+    assert_eq!((first, again), (1, 1));
+    assert_eq!(proxy.memo_hits(), 1, "{}", proxy.summary());
+
+    ecs.create_cluster().cluster_name("b").send().await.unwrap();
+    let after_write = names(ecs.list_clusters().send().await.unwrap());
+    assert_eq!(after_write, 2, "a read after a write saw the old answer");
+    assert_eq!(proxy.memo_hits(), 1, "{}", proxy.summary());
+    assert_eq!(proxy.forwarded(), 4, "{}", proxy.summary());
+}

@@ -17,11 +17,19 @@
 //!   answer on: the call took effect but the caller cannot know (a retried `CreateService`
 //!   meets a service that exists, a retried `RegisterTaskDefinition` registers twice).
 //!
+//! With [`FaultConfig::memoise_reads`] the proxy also answers a read (`Describe*`, `List*`,
+//! `Get*`) that it has seen since the last write with moto's earlier answer, byte for byte. moto
+//! serialises every member of every shape through botocore's model, about 2.4 ms per described
+//! service on these cores, so a 1,000-service fleet costs moto seconds a pass; a soak that wants
+//! thousands of passes measures ecsync, not moto's serializer. Any other operation clears the
+//! memory before it goes out, so no write is ever answered from it and no read after a write sees
+//! an older world. Faults are still drawn for every request, memoised or not.
+//!
 //! The seed fixes the sequence of decisions; which request gets which decision still depends on
 //! the order concurrent requests arrive in. The proxy counts requests, injections per kind,
 //! requests per operation and the peak number of requests in flight at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -62,6 +70,8 @@ pub struct FaultConfig {
     pub kinds: Vec<Fault>,
     /// How long [`Fault::Slow`] waits before forwarding.
     pub slow: Duration,
+    /// Answer reads seen since the last write from memory (see the module docs).
+    pub memo_reads: bool,
 }
 
 impl FaultConfig {
@@ -72,6 +82,7 @@ impl FaultConfig {
             seed: 0,
             kinds: Fault::ALL.to_vec(),
             slow: Duration::from_millis(300),
+            memo_reads: false,
         }
     }
 
@@ -81,6 +92,14 @@ impl FaultConfig {
             rate,
             seed,
             ..FaultConfig::none()
+        }
+    }
+
+    /// Answer reads seen since the last write from memory (see the module docs).
+    pub fn memoise_reads(self) -> Self {
+        FaultConfig {
+            memo_reads: true,
+            ..self
         }
     }
 
@@ -102,6 +121,9 @@ struct Shared {
     forwarded: AtomicU64,
     injected: [AtomicU64; 6],
     by_operation: Mutex<BTreeMap<String, u64>>,
+    /// Reads answered from memory, keyed by request line, target and body.
+    memo: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    memo_hits: AtomicU64,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     stop: AtomicBool,
@@ -128,6 +150,8 @@ impl FaultProxy {
             forwarded: AtomicU64::new(0),
             injected: Default::default(),
             by_operation: Mutex::new(BTreeMap::new()),
+            memo: Mutex::new(HashMap::new()),
+            memo_hits: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -172,6 +196,11 @@ impl FaultProxy {
         self.shared.forwarded.load(Ordering::SeqCst)
     }
 
+    /// Reads answered from memory instead of moto.
+    pub fn memo_hits(&self) -> u64 {
+        self.shared.memo_hits.load(Ordering::SeqCst)
+    }
+
     /// Faults of this kind injected so far.
     pub fn injected(&self, kind: Fault) -> u64 {
         self.shared.injected[kind.index()].load(Ordering::SeqCst)
@@ -204,9 +233,10 @@ impl FaultProxy {
             .map(|k| format!("{k:?}={}", self.injected(*k)))
             .collect();
         format!(
-            "{} requests, {} forwarded, injected: {}",
+            "{} requests, {} forwarded, {} answered from memory, injected: {}",
             self.requests(),
             self.forwarded(),
+            self.memo_hits(),
             kinds.join(" ")
         )
     }
@@ -251,6 +281,22 @@ impl Request {
         } else {
             Protocol::Query
         }
+    }
+
+    fn is_read(&self) -> bool {
+        let op = self.operation();
+        ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p))
+    }
+
+    /// What identifies a read's answer: the request line (path and query), the JSON target and
+    /// the body. Signatures and dates are left out: they change on every attempt.
+    fn memo_key(&self) -> Vec<u8> {
+        let mut key = self.head.split("\r\n").next().unwrap_or_default().as_bytes().to_vec();
+        key.push(b'\n');
+        key.extend_from_slice(self.header("x-amz-target").unwrap_or_default().as_bytes());
+        key.push(b'\n');
+        key.extend_from_slice(&self.body);
+        key
     }
 
     fn operation(&self) -> String {
@@ -305,14 +351,21 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
 
 /// Answer one request; `Ok(false)` when the connection was closed on purpose.
 fn handle(client: &mut TcpStream, req: &Request, shared: &Shared) -> io::Result<bool> {
-    let fault = {
+    let (fault, memo_reads) = {
         let mut guard = shared.config.lock().unwrap();
         let (config, rng) = &mut *guard;
         // Always draw both numbers so the sequence depends only on the seed.
         let roll = rng.f64();
         let pick = rng.usize(..config.kinds.len().max(1));
-        (roll < config.rate && !config.kinds.is_empty()).then(|| (config.kinds[pick], config.slow))
+        let fault = (roll < config.rate && !config.kinds.is_empty())
+            .then(|| (config.kinds[pick], config.slow));
+        (fault, config.memo_reads)
     };
+    let memo_key = (memo_reads && req.is_read()).then(|| req.memo_key());
+    if memo_reads && memo_key.is_none() {
+        // A write, faulted or not, may change what every read answers.
+        shared.memo.lock().unwrap().clear();
+    }
     if let Some((kind, _)) = fault {
         shared.injected[kind.index()].fetch_add(1, Ordering::SeqCst);
     }
@@ -369,18 +422,62 @@ fn handle(client: &mut TcpStream, req: &Request, shared: &Shared) -> io::Result<
             write_response(client, status, &headers, body.as_bytes())?;
         }
         Some((Fault::LostAnswer, _)) => {
-            let mut sink = Vec::new();
-            forward(&mut sink, req, shared)?;
+            fetch(req, shared)?;
             let _ = client.shutdown(Shutdown::Both);
             return Ok(false);
         }
         Some((Fault::Slow, delay)) => {
             std::thread::sleep(delay);
-            forward(client, req, shared)?;
+            answer(client, req, memo_key, shared)?;
         }
-        None => forward(client, req, shared)?,
+        None => answer(client, req, memo_key, shared)?,
     }
     Ok(true)
+}
+
+/// Forward the request, or with a memo key, answer from memory when the same read was
+/// answered with 200 since the last write.
+fn answer(
+    client: &mut TcpStream,
+    req: &Request,
+    memo_key: Option<Vec<u8>>,
+    shared: &Shared,
+) -> io::Result<()> {
+    let Some(key) = memo_key else {
+        return send(client, &fetch(req, shared)?);
+    };
+    let cached = shared.memo.lock().unwrap().get(&key).cloned();
+    if let Some(raw) = cached {
+        shared.memo_hits.fetch_add(1, Ordering::SeqCst);
+        return send(client, &raw);
+    }
+    let raw = fetch(req, shared)?;
+    let ok = raw.split(|b| *b == b' ').nth(1) == Some(b"200".as_slice());
+    if ok {
+        // Without its Date: a replayed one would tell the SDK's clock-skew check that time
+        // stood still.
+        shared.memo.lock().unwrap().insert(key, without_date(&raw));
+    }
+    send(client, &raw)
+}
+
+fn without_date(raw: &[u8]) -> Vec<u8> {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return raw.to_vec();
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let kept: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .collect();
+    let mut out = kept.join("\r\n").into_bytes();
+    out.extend_from_slice(&raw[end..]);
+    out
+}
+
+fn send(client: &mut TcpStream, raw: &[u8]) -> io::Result<()> {
+    client.write_all(raw)?;
+    client.flush()
 }
 
 fn ec2_error(code: &str, message: &str) -> String {
@@ -417,9 +514,9 @@ fn write_response(
     client.flush()
 }
 
-/// Send the request to moto on a fresh connection (`Connection: close`), read the whole answer
-/// and pass it back on the client's kept-alive connection.
-fn forward(client: &mut impl Write, req: &Request, shared: &Shared) -> io::Result<()> {
+/// Send the request to moto on a fresh connection (`Connection: close`) and read the whole
+/// answer, re-framed for the client's kept-alive connection.
+fn fetch(req: &Request, shared: &Shared) -> io::Result<Vec<u8>> {
     shared.forwarded.fetch_add(1, Ordering::SeqCst);
     let mut upstream = TcpStream::connect(("127.0.0.1", shared.upstream_port))?;
     upstream.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -476,9 +573,9 @@ fn forward(client: &mut impl Write, req: &Request, shared: &Shared) -> io::Resul
         "Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
         body.len()
     ));
-    client.write_all(out.as_bytes())?;
-    client.write_all(&body)?;
-    client.flush()
+    let mut raw = out.into_bytes();
+    raw.extend_from_slice(&body);
+    Ok(raw)
 }
 
 fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
