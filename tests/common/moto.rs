@@ -170,36 +170,6 @@ impl Moto {
             .await
     }
 
-    pub fn ecs(&self) -> aws_sdk_ecs::Client {
-        let conf = aws_sdk_ecs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_ecs::Client::from_conf(conf)
-    }
-
-    pub fn ec2(&self) -> aws_sdk_ec2::Client {
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_ec2::Client::from_conf(conf)
-    }
-
-    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
-        let conf = aws_sdk_elasticloadbalancingv2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_elasticloadbalancingv2::Client::from_conf(conf)
-    }
-
     /// Seed moto's random generator (`POST /moto-api/seed?a=N`): IDs created afterwards are
     /// deterministic. The default VPC is created on the first EC2 call, so seed before it to
     /// get the same subnet and security-group IDs every time.
@@ -439,3 +409,31 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// One SDK client per service, pointed at this moto with the test credentials.
+macro_rules! moto_clients {
+    ($($name:ident => $krate:ident),* $(,)?) => {
+        impl Moto {
+            $(
+                pub fn $name(&self) -> $krate::Client {
+                    let conf = $krate::Config::builder()
+                        .behavior_version(BehaviorVersion::latest())
+                        .endpoint_url(self.endpoint())
+                        .region(Region::new(REGION))
+                        .credentials_provider(Self::credentials())
+                        .build();
+                    $krate::Client::from_conf(conf)
+                }
+            )*
+        }
+    };
+}
+
+moto_clients!(
+    ecs => aws_sdk_ecs,
+    ec2 => aws_sdk_ec2,
+    elbv2 => aws_sdk_elasticloadbalancingv2,
+    autoscaling => aws_sdk_autoscaling,
+    cloudwatch => aws_sdk_cloudwatch,
+    scheduler => aws_sdk_scheduler,
+);
