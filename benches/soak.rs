@@ -3,9 +3,10 @@
 //! the daemon's RSS and its AWS calls as the passes go by: the RSS must stay flat and the calls
 //! per pass within the bound of a no-drift pass (plus the retries the faults cause).
 //!
-//! Run: `cargo test --bench soak -- --bench` (1,000 services, 2,000 passes, 5% faults: about
-//! an hour on 2 cores); ECSYNC_BENCH_N, ECSYNC_BENCH_PASSES and ECSYNC_BENCH_FAULTS change
-//! them. Without `--bench` (as under `cargo test --all-targets`) it runs 8 services for 6
+//! Run: `cargo bench --bench soak` (1,000 services, 2,000 passes, 5% faults, the release build
+//! as it is deployed); ECSYNC_BENCH_N, ECSYNC_BENCH_PASSES and ECSYNC_BENCH_FAULTS change them.
+//! `cargo test --bench soak -- --bench` runs the same against the debug build, whose passes
+//! cost about ten times the CPU. Without `--bench` (as under `cargo test --all-targets`) it runs 8 services for 6
 //! passes and only checks that it works.
 
 #[path = "../tests/common/mod.rs"]
@@ -140,7 +141,7 @@ fn main() {
         let sample = (done, rss_kib(pid), aws_calls(&addr) - first_calls);
         samples.push(sample);
         if benching {
-            // A run takes about an hour: show where it is, so a stalled one is seen early.
+            // A long run: show where it is, so a stalled one is seen early.
             eprintln!(
                 "soak: {:>5} s, {done:>5}/{passes} passes, RSS {} KiB, {:.1} calls/pass",
                 started.elapsed().as_secs(),
@@ -168,9 +169,10 @@ fn main() {
     let rss_max = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let per_pass = calls as f64 / done.max(1) as f64;
     println!(
-        "soak: {n} services in {CLUSTERS} clusters, {done} passes after settling, {:.0}% faults at the proxy ({} injected), --interval 200ms, debug build, moto (reads since the last write answered by the proxy: {})",
+        "soak: {n} services in {CLUSTERS} clusters, {done} passes after settling, {:.0}% faults at the proxy ({} injected), --interval 200ms, {} build, moto (reads since the last write answered by the proxy: {})",
         fault_rate * 100.0,
         proxy.injected_total(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         proxy.memo_hits()
     );
     println!("| what | figure |");
