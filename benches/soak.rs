@@ -172,7 +172,11 @@ fn main() {
         "soak: {n} services in {CLUSTERS} clusters, {done} passes after settling, {:.0}% faults at the proxy ({} injected), --interval 200ms, {} build, moto (reads since the last write answered by the proxy: {})",
         fault_rate * 100.0,
         proxy.injected_total(),
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         proxy.memo_hits()
     );
     println!("| what | figure |");

@@ -495,9 +495,8 @@ async fn memoised_reads_never_outlive_a_write() {
         .load()
         .await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
-    let names = |out: aws_sdk_ecs::operation::list_clusters::ListClustersOutput| {
-        out.cluster_arns().len()
-    };
+    let names =
+        |out: aws_sdk_ecs::operation::list_clusters::ListClustersOutput| out.cluster_arns().len();
     ecs.create_cluster().cluster_name("a").send().await.unwrap();
     let first = names(ecs.list_clusters().send().await.unwrap());
     let again = names(ecs.list_clusters().send().await.unwrap());

@@ -285,13 +285,21 @@ impl Request {
 
     fn is_read(&self) -> bool {
         let op = self.operation();
-        ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p))
+        ["Describe", "List", "Get"]
+            .iter()
+            .any(|p| op.starts_with(p))
     }
 
     /// What identifies a read's answer: the request line (path and query), the JSON target and
     /// the body. Signatures and dates are left out: they change on every attempt.
     fn memo_key(&self) -> Vec<u8> {
-        let mut key = self.head.split("\r\n").next().unwrap_or_default().as_bytes().to_vec();
+        let mut key = self
+            .head
+            .split("\r\n")
+            .next()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
         key.push(b'\n');
         key.extend_from_slice(self.header("x-amz-target").unwrap_or_default().as_bytes());
         key.push(b'\n');
