@@ -151,6 +151,7 @@ fn verdict(dep: &ServiceKey, plan: Option<&ServicePlan>, annotated: bool) -> Ver
             p.replace.join(", ")
         ));
     }
+    // A dependency that waits itself deploys too: the wait passes down a chain.
     if deploys(p) {
         if annotated {
             return Verdict::Hold(format!(
@@ -158,9 +159,6 @@ fn verdict(dep: &ServiceKey, plan: Option<&ServicePlan>, annotated: bool) -> Ver
             ));
         }
         return Verdict::Wait(format!("waiting for {dep} to be updated first"));
-    }
-    if let Some(w) = &p.waiting {
-        return Verdict::Wait(format!("waiting for {dep}, which {w}"));
     }
     if !p.exists {
         return Verdict::Wait(format!("waiting for {dep} to be created"));

@@ -528,12 +528,12 @@ fn finish(
     }
     manifest.spec.task_definition = std::mem::take(&mut manifest.spec.task_definition).unwrapped();
     let mut problems = validate::validate(&manifest);
-    if path.len() > crate::core::tags::MAX_TAG_VALUE {
+    if crate::core::tags::tag_len(path) > crate::core::tags::MAX_TAG_VALUE {
         problems.push((
             FieldPath::default().key("metadata").key("name"),
             format!(
                 "the file path is {} characters long: the ecsync.io/source tag holds at most {}",
-                path.len(),
+                crate::core::tags::tag_len(path),
                 crate::core::tags::MAX_TAG_VALUE
             ),
         ));
