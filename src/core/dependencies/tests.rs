@@ -329,3 +329,82 @@ fn a_dependency_that_ends_the_pass_failed_holds_the_waiting() {
     );
     assert_eq!(failed_dependency(&deps, |_| None), None);
 }
+
+/// The whole planning path (pair, diff, plan, gate) over what an observer
+/// would see: `web` runs an older revision than Git declares, `api` runs
+/// exactly what Git declares with its deployment in `state`.
+fn planned(api_rollout: RolloutState) -> Vec<ServicePlan> {
+    use crate::core::plan::{LiveService, LiveTaskDefinition, Observed, PlanContext, plan_all};
+    use crate::core::state::{Mode, ServiceStatus};
+    let api = svc("api", "prod", "");
+    let web = svc("web", "prod", "  dependsOn: [{service: api}]\n");
+    let set = load([("api.yaml", api.as_str()), ("web.yaml", web.as_str())]);
+    assert_eq!(errors(&set), Vec::<String>::new());
+    let live = |d: &DesiredService, hash: &str, state: RolloutState| {
+        let mut spec = d.spec.clone();
+        spec.task_definition = Default::default();
+        LiveService {
+            key: d.key.clone(),
+            arn: format!("arn:aws:ecs:us-east-1:1:service/prod/{}", d.key.name),
+            status: ServiceStatus::Active,
+            spec,
+            task_definition_arn: format!(
+                "arn:aws:ecs:us-east-1:1:task-definition/{}:1",
+                d.key.name
+            ),
+            task_definition: LiveTaskDefinition::Hash(hash.to_string()),
+            tags: [
+                (
+                    crate::core::tags::MANAGED_BY.to_string(),
+                    "ecsync".to_string(),
+                ),
+                (crate::core::tags::SOURCE.to_string(), d.source.clone()),
+            ]
+            .into(),
+            rollout: rollout(state),
+        }
+    };
+    let mut observed = Observed::default();
+    for d in &set.services {
+        let l = if d.key.name == "api" {
+            live(d, &d.task_definition_hash, api_rollout)
+        } else {
+            live(d, "older", Completed)
+        };
+        observed.services.insert(d.key.clone(), l);
+    }
+    let ctx = PlanContext {
+        controller_id: "ecsync",
+        revision: "rev2",
+        mode: Mode::Auto,
+        prune: None,
+    };
+    plan_all(&set, &observed, &ctx)
+}
+
+#[test]
+fn planning_holds_the_dependent_until_the_dependency_reads_completed() {
+    let of = |plans: &[ServicePlan], name: &str| {
+        plans.iter().find(|p| p.key.name == name).cloned().unwrap()
+    };
+    let plans = planned(InProgress);
+    let api = of(&plans, "api");
+    assert!(api.drift.is_empty(), "{api:?}");
+    let web = of(&plans, "web");
+    assert!(deploys(&web), "{web:?}");
+    assert_eq!(
+        web.waiting.as_deref(),
+        Some("waiting for prod/api's deployment to complete")
+    );
+    let plans = planned(Completed);
+    let web = of(&plans, "web");
+    assert_eq!((&web.waiting, &web.held), (&None, &None));
+    assert!(deploys(&web));
+    let plans = planned(Failed);
+    assert!(
+        of(&plans, "web")
+            .held
+            .is_some_and(|h| h.starts_with("dependency prod/api's deployment failed")),
+        "{plans:?}"
+    );
+}

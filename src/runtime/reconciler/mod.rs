@@ -324,3 +324,6 @@ impl Reconciler {
         report
     }
 }
+
+#[cfg(test)]
+mod tests;
