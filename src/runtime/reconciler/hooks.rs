@@ -18,9 +18,46 @@ use crate::core::hooks::{
     self, Decision, Failure, HookPhase, HookStatus, HookTask, Input, Outcome, Progress,
 };
 use crate::core::manifest::DesiredService;
-use crate::core::plan::ServicePlan;
+use crate::core::plan::{LiveService, ServicePlan};
 use crate::core::tags::{self, HookRecord, HookResult};
 use crate::runtime::metrics::Metrics;
+
+/// The outcome of a plan this pass does not act on (read only, report only,
+/// waiting, nothing to do), with what its hooks would do or are doing: read,
+/// never acted on.
+pub(super) async fn unapplied(
+    r: &super::Reconciler,
+    plan: ServicePlan,
+    desired: Option<&DesiredService>,
+    live: Option<&LiveService>,
+) -> super::ServiceOutcome {
+    let gate = match desired {
+        Some(d) if plan.held.is_none() && plan.error.is_none() => {
+            let c = Context {
+                clients: &r.clients,
+                metrics: &r.metrics,
+                controller_id: &r.controller_id,
+                desired: d,
+                plan: &plan,
+                live: live.map(|l| (l.arn.as_str(), &l.tags)),
+                act: false,
+                now: SystemTime::now(),
+            };
+            gate(&c).await
+        }
+        _ => Ok(Gate::default()),
+    };
+    let mut o = match gate {
+        Ok(g) => {
+            let mut o = super::ServiceOutcome::new(plan, None, Ok(()));
+            o.hook = g.status;
+            o
+        }
+        Err(e) => super::ServiceOutcome::new(plan, None, Err(e)),
+    };
+    o.settle();
+    o
+}
 
 pub struct Context<'a> {
     pub clients: &'a Clients,

@@ -2,6 +2,7 @@
 //! (one pass) and `ecsync run` (a pass per trigger).
 
 pub mod decommission;
+mod dependencies;
 pub mod hooks;
 pub mod migration;
 mod outcome;
@@ -23,38 +24,6 @@ use crate::core::plan::{ActionKind, PlanContext, plan_all};
 use crate::core::state::Mode;
 use crate::runtime::metrics::Metrics;
 use decommission::{DecommissionSettings, decommission_pass};
-
-/// A service left waiting on a dependency that ended this pass failed (its
-/// pre-deploy hook failed, its update failed) is held, with the reason.
-fn hold_dependents_of_failures(
-    outcomes: &mut [ServiceOutcome],
-    desired: &BTreeMap<&ServiceKey, &DesiredService>,
-) {
-    let states: BTreeMap<ServiceKey, (crate::core::state::SyncState, Option<String>)> = outcomes
-        .iter()
-        .map(|o| {
-            let why = o
-                .error
-                .clone()
-                .or_else(|| o.hook.as_ref().map(|h| h.summary()))
-                .or_else(|| o.plan.held.clone());
-            (o.plan.key.clone(), (o.state, why))
-        })
-        .collect();
-    for o in outcomes.iter_mut().filter(|o| o.plan.waiting.is_some()) {
-        let Some(d) = desired.get(&o.plan.key) else {
-            continue;
-        };
-        let deps = crate::core::dependencies::dependencies(d);
-        if let Some(reason) =
-            crate::core::dependencies::failed_dependency(&deps, |k| states.get(k).cloned())
-        {
-            o.plan.waiting = None;
-            o.plan.held = Some(reason);
-            o.settle();
-        }
-    }
-}
 
 /// Services updated at once: bounded so a large commit does not burst past
 /// ECS's mutating-call rate limits.
@@ -132,34 +101,11 @@ impl Reconciler {
                 && plan.error.is_none()
                 && plan.is_mutating();
             if !runnable {
-                // What the hooks would do (or are doing) is read, not acted on.
-                let gate = match desired.get(&plan.key) {
-                    Some(d) if plan.held.is_none() && plan.error.is_none() => {
-                        let live = observed.services.get(&plan.key).filter(|l| l.is_active());
-                        let c = hooks::Context {
-                            clients: &self.clients,
-                            metrics: &self.metrics,
-                            controller_id: &self.controller_id,
-                            desired: d,
-                            plan: &plan,
-                            live: live.map(|l| (l.arn.as_str(), &l.tags)),
-                            act: false,
-                            now: std::time::SystemTime::now(),
-                        };
-                        hooks::gate(&c).await
-                    }
-                    _ => Ok(hooks::Gate::default()),
-                };
-                let mut o = match gate {
-                    Ok(g) => {
-                        let mut o = ServiceOutcome::new(plan, None, Ok(()));
-                        o.hook = g.status;
-                        o
-                    }
-                    Err(e) => ServiceOutcome::new(plan, None, Err(e)),
-                };
-                o.settle();
-                report.services.push(o);
+                let live = observed.services.get(&plan.key).filter(|l| l.is_active());
+                let d = desired.get(&plan.key).copied();
+                report
+                    .services
+                    .push(hooks::unapplied(self, plan, d, live).await);
                 continue;
             }
             if let Some(reason) = backing_off.get(&plan.key) {
@@ -269,7 +215,7 @@ impl Reconciler {
                 Err(e) => report.error = Some(format!("internal: apply task failed: {e}")),
             }
         }
-        hold_dependents_of_failures(&mut report.services, &desired);
+        dependencies::hold_dependents_of_failures(&mut report.services, &desired);
         // Traffic moves only after the service's own changes, from target
         // health observed now (DESIGN §3 `migration`; decided in crate::core::migration).
         let phase = migration::Phase {
