@@ -40,6 +40,9 @@ fn details(out: &mut String, o: &ServiceOutcome) {
     if let Some(h) = &o.plan.held {
         let _ = writeln!(out, "    held: {h}");
     }
+    if let Some(w) = &o.plan.waiting {
+        let _ = writeln!(out, "    waits: {w}; nothing is changed until then");
+    }
     if let Some(m) = &o.plan.message {
         let _ = writeln!(out, "    {m}");
     }
@@ -71,6 +74,14 @@ fn details(out: &mut String, o: &ServiceOutcome) {
     }
     if o.plan.report_only && o.plan.is_mutating() {
         let _ = writeln!(out, "    report only: nothing will be changed");
+    }
+    hook(out, o);
+}
+
+/// Where the pre-deploy hooks stand between the service and its new revision.
+fn hook(out: &mut String, o: &ServiceOutcome) {
+    if let Some(h) = &o.hook {
+        let _ = writeln!(out, "    {}", h.summary());
     }
 }
 
@@ -199,6 +210,7 @@ pub fn apply_text(
             if let Some(e) = &o.error {
                 let _ = writeln!(out, "    error: {e}");
             }
+            hook(&mut out, o);
             migration(&mut out, o, "migration");
         }
     }
@@ -246,8 +258,10 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
                 "replace": o.plan.replace,
                 "reportOnly": o.plan.report_only,
                 "held": o.plan.held,
+                "waiting": o.plan.waiting,
                 "message": o.plan.message,
                 "error": o.error,
+                "hook": st.hook,
                 "migration": o.migration.as_ref().map(|m| json!({
                     "status": st.migration,
                     "next": m.next_step(),

@@ -6,14 +6,99 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::core::model::{DEFAULT_HOOK_TIMEOUT, PreDeployHook, TaskDefinition};
+use sha2::{Digest, Sha256};
+
+use crate::core::api::Problems;
+use crate::core::manifest::FieldPath;
+use crate::core::model::{DEFAULT_HOOK_TIMEOUT, PreDeployHook, ServiceSpec, TaskDefinition};
+use crate::core::plan::Action;
 use crate::core::tags::{HookRecord, HookResult};
 
 /// `startedBy` of every hook task of `service` (DESIGN §3).
 pub fn started_by(service: &str) -> String {
     format!("ecsync/{service}")
+}
+
+/// The revision hook results are recorded for: the content hash of the task
+/// definition the service is to move to, together with the hooks themselves,
+/// so that fixing a failed hook's command runs it again without a change to
+/// the task definition, while the same manifest never reruns one.
+pub fn revision(task_definition_hash: &str, hooks: &[PreDeployHook]) -> String {
+    let mut h = Sha256::new();
+    h.update(task_definition_hash.as_bytes());
+    // The hooks' own JSON: serialising plain strings and lists cannot fail.
+    h.update(serde_json::to_vec(hooks).unwrap_or_default());
+    hex::encode(&h.finalize()[..8])
+}
+
+/// A plan that registers a task definition moves the service to a new
+/// revision (creating it, updating it, or standing in for it while it is
+/// replaced): that is what pre-deploy hooks run before.
+pub fn gated(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::RegisterTaskDefinition { .. }))
+}
+
+/// What types cannot say about `spec.hooks` (DESIGN §3).
+pub fn validate(spec: &ServiceSpec, path: &FieldPath, p: &mut Problems) {
+    let Some(hooks) = &spec.hooks else { return };
+    let list = path.key("hooks").key("preDeploy");
+    let td = &spec.task_definition;
+    let mut names = BTreeSet::new();
+    for (i, h) in hooks.pre_deploy.iter().enumerate() {
+        let hp = list.index(i);
+        if !is_hook_name(&h.name) {
+            p.push((
+                hp.key("name"),
+                "must be 1-64 letters, digits, hyphens or underscores".into(),
+            ));
+        } else if !names.insert(h.name.as_str()) {
+            p.push((
+                hp.key("name"),
+                format!("hook {:?} is declared twice", h.name),
+            ));
+        }
+        if h.command.is_empty() || h.command.iter().all(|c| c.trim().is_empty()) {
+            p.push((hp.key("command"), "must not be empty".into()));
+        }
+        if let Some(t) = &h.timeout {
+            match crate::core::manifest::validate::parse_duration(t) {
+                Err(e) => p.push((hp.key("timeout"), e)),
+                Ok(d) if d.is_zero() => p.push((hp.key("timeout"), "must be longer than 0".into())),
+                Ok(_) => {}
+            }
+        }
+        match &h.container_name {
+            Some(c)
+                if !td
+                    .container_definitions
+                    .iter()
+                    .any(|d| d.name.as_deref() == Some(c.as_str())) =>
+            {
+                p.push((
+                    hp.key("containerName"),
+                    format!("no container named {c:?} in the task definition"),
+                ))
+            }
+            None if container(h, td).is_none() && !td.container_definitions.is_empty() => p.push((
+                hp.key("containerName"),
+                "the task definition has no essential container to run the command in: name one"
+                    .into(),
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// Hook names go into tags (`<name>@<revision>:<result>`) and log lines.
+fn is_hook_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// How far a service's hooks are for one revision.
@@ -246,7 +331,7 @@ fn is_essential(c: &crate::core::model::ContainerDefinition) -> bool {
 }
 
 /// A hook's state as `/status`, `diff` and the logs show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HookPhase {
     /// Would run before the service moves (what `diff` and `--dry-run` say).
@@ -274,12 +359,12 @@ impl HookPhase {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookStatus {
     pub name: String,
     pub phase: HookPhase,
-    /// The content hash of the revision it runs for.
+    /// [`revision`]: the task definition's content and the hooks it ran for.
     pub revision: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -301,7 +386,20 @@ impl HookStatus {
         }
     }
     pub fn summary(&self) -> String {
+        if self.phase == HookPhase::Pending {
+            return format!(
+                "pre-deploy hook {} runs first, with the new revision; the service moves only once it succeeds",
+                self.name
+            );
+        }
         let mut s = format!("pre-deploy hook {} {}", self.name, self.phase.as_str());
+        if let Some(t) = self
+            .task_arn
+            .as_deref()
+            .filter(|_| self.phase == HookPhase::Running)
+        {
+            s.push_str(&format!(" (task {t})"));
+        }
         if let Some(code) = self.exit_code {
             s.push_str(&format!(" (exit code {code})"));
         }
@@ -311,7 +409,7 @@ impl HookStatus {
         }
         if self.phase.failed() {
             s.push_str(
-                "; the service stays on its current revision until the task definition changes",
+                "; the service stays on its current revision until the task definition or the hook changes",
             );
         }
         s

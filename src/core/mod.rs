@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod decommission;
+pub mod dependencies;
 pub mod diff;
 pub mod ecspresso;
 pub mod events;

@@ -64,6 +64,12 @@ crate::core::api::ecs::service_spec! {
         /// Paths (as `ecsync diff` prints them) where the live value wins.
         #[serde(rename = "ignoreDifferences", default, skip_serializing_if = "Option::is_none")]
         pub ignore_differences: Option<Vec<String>>,
+        /// One-off tasks run with a new revision before the service moves to it.
+        #[serde(rename = "hooks", default, skip_serializing_if = "Option::is_none")]
+        pub hooks: Option<Hooks>,
+        /// Services this one is updated after (DESIGN §3).
+        #[serde(rename = "dependsOn", default, skip_serializing_if = "Option::is_none")]
+        pub depends_on: Option<Vec<Dependency>>,
     }
 }
 
@@ -73,6 +79,8 @@ pub const ECSYNC_SPEC_MEMBERS: &[&str] = &[
     "taskDefinition",
     "migration",
     "ignoreDifferences",
+    "hooks",
+    "dependsOn",
 ];
 
 impl ServiceSpec {
@@ -80,6 +88,11 @@ impl ServiceSpec {
     /// owns the count and refuses `desiredCount` on create, update and prune.
     pub fn is_daemon(&self) -> bool {
         self.scheduling_strategy.as_deref() == Some("DAEMON")
+    }
+
+    /// The pre-deploy hooks, in the order they run.
+    pub fn pre_deploy_hooks(&self) -> &[PreDeployHook] {
+        self.hooks.as_ref().map_or(&[], |h| h.pre_deploy.as_slice())
     }
 
     /// The parsed `ignoreDifferences` (validation has refused any that fail).
@@ -165,8 +178,7 @@ pub struct Decommission {
     pub after: String,
 }
 
-/// `spec.hooks` (DESIGN §3). Not yet a member of [`ServiceSpec`]: the
-/// applier does not run hooks yet, so manifests cannot declare them.
+/// `spec.hooks` (DESIGN §3).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hooks {
@@ -190,7 +202,7 @@ pub struct PreDeployHook {
 
 pub const DEFAULT_HOOK_TIMEOUT: &str = "15m";
 
-/// `spec.dependsOn[]`.
+/// `spec.dependsOn[]`: a service in the same cluster unless `cluster` says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dependency {

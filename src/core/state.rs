@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::hooks::HookPhase;
+
 /// `--mode` and the `ecsync.io/sync` annotation: correct drift, or only report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,10 +83,11 @@ impl SyncState {
         if f.error {
             return SyncState::Error;
         }
-        if f.migration.is_some_and(|m| m.degraded) {
+        if f.migration.is_some_and(|m| m.degraded) || f.hook.is_some_and(|h| h.failed()) {
             return SyncState::Degraded;
         }
-        let own = if f.changed {
+        let own = if f.changed || f.hook == Some(HookPhase::Running) {
+            // A running hook is waited for by requeueing, like a rollout.
             SyncState::Progressing
         } else if !f.in_sync {
             SyncState::OutOfSync
@@ -128,6 +131,8 @@ pub struct StateFacts<'a> {
     pub rollout: Option<&'a Rollout>,
     /// The service's migration this pass, when it has one and it was decided.
     pub migration: Option<MigrationFacts>,
+    /// Where its pre-deploy hooks are, when the pass moves it to a new revision.
+    pub hook: Option<HookPhase>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -273,6 +278,27 @@ mod tests {
             ..facts()
         };
         assert_eq!(SyncState::derive(&f), SyncState::Error);
+        let hook = |phase| StateFacts {
+            in_sync: false,
+            hook: Some(phase),
+            ..facts()
+        };
+        assert_eq!(
+            SyncState::derive(&hook(HookPhase::Failed)),
+            SyncState::Degraded
+        );
+        assert_eq!(
+            SyncState::derive(&hook(HookPhase::TimedOut)),
+            SyncState::Degraded
+        );
+        assert_eq!(
+            SyncState::derive(&hook(HookPhase::Running)),
+            SyncState::Progressing
+        );
+        assert_eq!(
+            SyncState::derive(&hook(HookPhase::Pending)),
+            SyncState::OutOfSync
+        );
         let f = StateFacts {
             migration: degraded,
             changed: true,

@@ -62,6 +62,12 @@ pub const HOOK_STARTED: &str = "ecsync.io/hook-started";
 /// AWS caps tag values at 256 characters.
 pub const MAX_TAG_VALUE: usize = 256;
 
+/// A tag value's length as AWS counts it: in Unicode characters, not bytes,
+/// so every check against [`MAX_TAG_VALUE`] goes through here.
+pub fn tag_len(value: &str) -> usize {
+    value.chars().count()
+}
+
 /// The tag keys ecsync put on a resource (its manifest's `tags`), so that it
 /// changes and removes only those: `ecsync.io/managed-tags`, continued in
 /// `ecsync.io/managed-tags.2`, `.3`, ... when one value cannot hold them all.
@@ -94,7 +100,7 @@ pub fn encode_managed_tags(keys: &BTreeSet<String>) -> BTreeMap<String, String> 
         let last = parts.last_mut().expect("one part at least");
         if last.is_empty() {
             *last = key;
-        } else if last.len() + 1 + key.len() <= MAX_TAG_VALUE {
+        } else if tag_len(last) + 1 + tag_len(&key) <= MAX_TAG_VALUE {
             last.push(' ');
             last.push_str(&key);
         } else {
@@ -173,7 +179,7 @@ pub fn family_revision(arn: &str) -> &str {
 /// The value of the [`TASK_DEFINITION`] tag, if it fits in a tag.
 pub fn task_definition_tag(task_definition_arn: &str, hash: &str) -> Option<String> {
     let v = format!("{}@{hash}", family_revision(task_definition_arn));
-    (v.len() <= MAX_TAG_VALUE).then_some(v)
+    (tag_len(&v) <= MAX_TAG_VALUE).then_some(v)
 }
 
 /// The content hash the tag records for `task_definition_arn`, if the tag is
@@ -393,6 +399,20 @@ mod tests {
         );
         assert_eq!(tag_text("exit 1: \"boom\" (oom)"), "exit 1:  boom   oom");
         assert_eq!(tag_text(&"x".repeat(300)).len(), MAX_TAG_VALUE);
+        assert_eq!(tag_len(&tag_text(&"é".repeat(300))), MAX_TAG_VALUE);
+    }
+
+    #[test]
+    fn tag_values_are_measured_in_characters_as_aws_counts_them() {
+        // 100 two-byte keys: 200 bytes each, too long in bytes, fine in characters.
+        let keys: BTreeSet<String> = ["é".repeat(100), "ü".repeat(100)].into_iter().collect();
+        let record = encode_managed_tags(&keys);
+        assert_eq!(record.len(), 1, "{record:?}");
+        assert!(record.values().all(|v| tag_len(v) <= MAX_TAG_VALUE));
+        assert_eq!(decode_managed_tags(&record), Some(keys));
+        let arn = "arn:aws:ecs:us-east-1:1:task-definition/web:7";
+        assert!(task_definition_tag(arn, &"ä".repeat(240)).is_some());
+        assert!(task_definition_tag(arn, &"ä".repeat(251)).is_none());
     }
 
     #[test]

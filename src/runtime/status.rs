@@ -66,6 +66,10 @@ pub struct ServiceStatus {
     pub last_error: Option<String>,
     pub message: Option<String>,
     pub migration: Option<MigrationStatus>,
+    /// Its pre-deploy hooks, when the last pass was to move it to a new
+    /// revision: the hook that ran or would run, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<crate::core::hooks::HookStatus>,
     /// What is still to do, as far as this pass can tell: planned actions it
     /// did not carry out (in report mode, all of them) and the migration's
     /// step it would take. The next pass plans afresh from what it observes.
@@ -298,12 +302,20 @@ pub fn service_status(o: &ServiceOutcome, pass_error: Option<&str>) -> ServiceSt
             .plan
             .held
             .clone()
+            .or_else(|| o.plan.waiting.clone())
             .or_else(|| o.plan.message.clone())
             .or_else(|| {
                 (!o.plan.replace.is_empty())
                     .then(|| format!("needs replacement: {}", o.plan.replace.join(", ")))
+            })
+            .or_else(|| {
+                o.hook
+                    .as_ref()
+                    .filter(|h| h.phase != crate::core::hooks::HookPhase::Succeeded)
+                    .map(|h| h.summary())
             }),
         migration: o.migration.as_ref().map(migration_status),
+        hook: o.hook.clone(),
         pending: pending(o),
         recent_actions: Vec::new(),
     }
@@ -474,6 +486,7 @@ mod tests {
                     steps: vec![10, 50, 100],
                     next_step_at: Some("2025-01-02T03:05:05Z".into()),
                 }),
+                hook: None,
                 pending: vec!["update_service: desiredCount".into()],
                 recent_actions: vec![ActionRecord {
                     at: "2025-01-02T03:04:05Z".into(),

@@ -79,6 +79,19 @@ impl Moto {
     /// completed rollout. Panics, with moto's log, if it does not answer within 20 s.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let bin = find_on_path("moto_server").unwrap_or_else(|| panic!("{NOT_FOUND}"));
+        Moto::start_program(bin, &[], env)
+    }
+
+    /// moto with ECS tasks as real ECS reports them (`tests/moto/ecs_tasks.py`):
+    /// container `cpu` and `memory` as strings, so the SDK reads RunTask and
+    /// DescribeTasks answers, and a command override holding
+    /// `ECSYNC_TEST_EXIT=<n>` makes that container exit `n`.
+    pub fn start_with_ecs_tasks(env: &[(&str, &str)]) -> Moto {
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto/ecs_tasks.py");
+        Moto::start_program(PathBuf::from("python3"), &[launcher], env)
+    }
+
+    fn start_program(bin: PathBuf, pre_args: &[PathBuf], env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().expect("tempdir for moto_server");
         // The port is free when we look but could be taken before moto binds it: retry then.
         let mut failures = Vec::new();
@@ -87,6 +100,7 @@ impl Moto {
             let log_path = dir.path().join(format!("moto-{attempt}.log"));
             let log = File::create(&log_path).expect("create moto log");
             let mut child = Command::new(&bin)
+                .args(pre_args)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())

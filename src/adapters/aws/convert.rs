@@ -13,6 +13,8 @@ use aws_sdk_ecs::operation::create_service::CreateServiceInput;
 use aws_sdk_ecs::operation::create_service::builders::CreateServiceInputBuilder;
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionInputBuilder;
+use aws_sdk_ecs::operation::run_task::RunTaskInput;
+use aws_sdk_ecs::operation::run_task::builders::RunTaskInputBuilder;
 use aws_sdk_ecs::operation::update_service::UpdateServiceInput;
 use aws_sdk_ecs::operation::update_service::builders::UpdateServiceInputBuilder;
 use aws_sdk_ecs::types as ecs;
@@ -276,6 +278,70 @@ pub fn update_service(
         .set_vpc_lattice_configurations(i.vpc_lattice_configurations)
         .set_gateway_connectors(i.gateway_connectors)
         .set_monitoring(i.monitoring);
+    check_sent(SHAPE, &json, b.clone().build())?;
+    Ok(b)
+}
+
+/// The service members a one-off task of it runs with: where and how its
+/// tasks are placed and reached. `propagateTags` is not among them: a
+/// standalone task has no service to take tags from.
+const RUN_TASK_MEMBERS: &[&str] = &[
+    "launchType",
+    "capacityProviderStrategy",
+    "platformVersion",
+    "networkConfiguration",
+    "placementConstraints",
+    "placementStrategy",
+    "enableECSManagedTags",
+    "enableExecuteCommand",
+];
+
+/// What a pre-deploy hook task is, besides the service's own settings.
+pub struct OneOffTask<'a> {
+    pub cluster: &'a str,
+    pub task_definition: &'a str,
+    pub container: &'a str,
+    pub command: &'a [String],
+    pub started_by: &'a str,
+    /// Makes a retried `RunTask` (a response lost on the way) start one task.
+    pub client_token: &'a str,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// `RunTask` of one task with the service's placement and network settings
+/// and a command override on one container (DESIGN §3 `hooks.preDeploy`).
+pub fn run_task(spec: &ServiceSpec, t: &OneOffTask<'_>) -> Result<RunTaskInputBuilder, InputError> {
+    const SHAPE: &str = "RunTaskInput";
+    let mut json = service_members(spec);
+    json.retain(|k, _| RUN_TASK_MEMBERS.contains(&k.as_str()));
+    json.insert("cluster".into(), t.cluster.into());
+    json.insert("taskDefinition".into(), t.task_definition.into());
+    json.insert("count".into(), 1.into());
+    json.insert("startedBy".into(), t.started_by.into());
+    json.insert("clientToken".into(), t.client_token.into());
+    json.insert(
+        "overrides".into(),
+        serde_json::json!({"containerOverrides": [{"name": t.container, "command": t.command}]}),
+    );
+    json.insert("tags".into(), tag_list(t.tags));
+    let json = Value::Object(json);
+    let i = decode(SHAPE, &json, RunTaskInput::deserialize)?;
+    let b = RunTaskInput::builder()
+        .set_cluster(i.cluster)
+        .set_task_definition(i.task_definition)
+        .set_count(i.count)
+        .set_started_by(i.started_by)
+        .set_client_token(i.client_token)
+        .set_overrides(i.overrides)
+        .set_tags(i.tags)
+        .set_launch_type(i.launch_type)
+        .set_capacity_provider_strategy(i.capacity_provider_strategy)
+        .set_platform_version(i.platform_version)
+        .set_network_configuration(i.network_configuration)
+        .set_placement_constraints(i.placement_constraints)
+        .set_placement_strategy(i.placement_strategy)
+        .set_enable_ecs_managed_tags(i.enable_ecs_managed_tags)
+        .set_enable_execute_command(i.enable_execute_command);
     check_sent(SHAPE, &json, b.clone().build())?;
     Ok(b)
 }

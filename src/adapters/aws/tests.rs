@@ -256,6 +256,7 @@ async fn a_daemon_is_created_without_a_count() {
         replace: vec![],
         report_only: false,
         held: None,
+        waiting: None,
         error: None,
         message: None,
         rollout: None,
@@ -266,6 +267,7 @@ async fn a_daemon_is_created_without_a_count() {
         controller_id: "ecsync",
         revision: "r1",
         target_groups: &Default::default(),
+        hook_record: None,
     };
     let mut applied = Applied::default();
     apply_service(&clients, d, &plan, None, &ctx, &mut applied)
@@ -308,6 +310,7 @@ async fn a_daemon_is_pruned_without_scaling_to_zero() {
         replace: vec![],
         report_only: false,
         held: None,
+        waiting: None,
         error: None,
         message: None,
         rollout: None,

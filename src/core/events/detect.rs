@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{DedupeKey, Event, EventKind, InstanceFacts, ObjectKind, PassFacts, ServiceFacts};
+use crate::core::hooks::HookStatus;
 use crate::core::migration::{GateState, Kind};
 use crate::core::model::ServiceKey;
 use crate::core::plan::ActionKind;
@@ -124,6 +125,9 @@ fn service(
             format!("{}: {error}", s.key),
             details,
         );
+    }
+    if let Some(h) = s.hook.filter(|h| h.phase.failed()) {
+        hook_failed(pass, s, h, out);
     }
     if s.state == SyncState::Degraded {
         let (message, details) = degraded(s);
@@ -394,9 +398,44 @@ fn drift(pass: &PassFacts, s: &ServiceFacts) -> (String, Map<String, Value>) {
     (format!("{}: {what}; {outcome}", s.key), details)
 }
 
+/// A pre-deploy hook failed or timed out: once per hook run (its hook
+/// revision), however many passes and commits find it failed.
+fn hook_failed(pass: &PassFacts, s: &ServiceFacts, h: &HookStatus, out: &mut Vec<Event>) {
+    let mut details = Map::new();
+    details.insert("hook".into(), json!(h.name));
+    details.insert("phase".into(), json!(h.phase.as_str()));
+    details.insert("hookRevision".into(), json!(h.revision));
+    details.insert("exitCode".into(), json!(h.exit_code));
+    details.insert("reason".into(), json!(h.reason));
+    details.insert("taskArn".into(), json!(h.task_arn));
+    let name = format!("{}/{}", s.key.name, h.name);
+    out.push(Event {
+        event: EventKind::HookFailed,
+        time: pass.now,
+        controller_id: pass.controller_id.to_string(),
+        revision: pass.revision.to_string(),
+        kind: ObjectKind::Hook,
+        cluster: Some(s.key.cluster.clone()),
+        name: name.clone(),
+        state: h.phase.as_str().to_string(),
+        message: format!("{}: {}", s.key, h.summary()),
+        details,
+        key: DedupeKey {
+            event: EventKind::HookFailed,
+            kind: ObjectKind::Hook,
+            cluster: Some(s.key.cluster.clone()),
+            name,
+            revision: h.revision.clone(),
+        },
+    });
+}
+
 fn degraded(s: &ServiceFacts) -> (String, Map<String, Value>) {
     let mut details = Map::new();
     let mut why = Vec::new();
+    if let Some(h) = s.hook.filter(|h| h.phase.failed()) {
+        why.push(h.summary());
+    }
     if let Some(r) = s.rollout {
         details.insert(
             "rolloutState".into(),

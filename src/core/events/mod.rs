@@ -32,8 +32,8 @@ use crate::core::state::{Mode, Rollout, SyncState};
 /// fleet, and a forgotten key costs at most one repeated message.
 pub const DEDUPE_CAPACITY: usize = 4096;
 
-/// The events of DESIGN §11. `cleanup.deleted` and `hook.failed` have no source
-/// yet; they are named here so sinks and receivers know the whole vocabulary.
+/// The events of DESIGN §11. `cleanup.deleted` has no source yet; it is named
+/// here so sinks and receivers know the whole vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventKind {
     SyncFailed,
@@ -213,6 +213,8 @@ pub struct ServiceFacts<'a> {
     pub done: &'a [ActionKind],
     pub rollout: Option<&'a Rollout>,
     pub migration: Option<MigrationFacts<'a>>,
+    /// Its pre-deploy hooks, when the pass was to move it to a new revision.
+    pub hook: Option<&'a crate::core::hooks::HookStatus>,
 }
 
 #[derive(Debug, Clone, Copy)]

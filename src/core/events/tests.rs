@@ -45,6 +45,7 @@ struct Svc {
     done: Vec<ActionKind>,
     rollout: Option<Rollout>,
     migration: Option<(Decision, bool)>,
+    hook: Option<crate::core::hooks::HookStatus>,
 }
 
 fn svc(name: &str, state: SyncState) -> Svc {
@@ -60,6 +61,7 @@ fn svc(name: &str, state: SyncState) -> Svc {
         done: Vec::new(),
         rollout: None,
         migration: None,
+        hook: None,
     }
 }
 
@@ -80,6 +82,7 @@ impl Svc {
                 decision: d,
                 applied: *applied,
             }),
+            hook: self.hook.as_ref(),
         }
     }
     fn drifted(mut self, live: &str) -> Self {
@@ -649,4 +652,49 @@ fn messages_read_well() {
         "git: fetch failed; still reconciling revision 0123456789ab"
     );
     assert_eq!(e[0].details["source"], "git");
+}
+
+#[test]
+fn a_failed_hook_is_announced_once_per_run_with_its_exit_code() {
+    use crate::core::hooks::{HookPhase, HookStatus};
+    let failed = |rev: &'static str| {
+        let mut s = svc("web", SyncState::Degraded).drifted("nginx:1.0");
+        let mut h = HookStatus::new("migrate", HookPhase::Failed, "hookrev1");
+        h.exit_code = Some(3);
+        h.reason = Some("container web exited 3: Essential container in task exited".into());
+        s.hook = Some(h);
+        Pass {
+            revision: rev,
+            ..pass(vec![s])
+        }
+    };
+    let mut m = Memory::default();
+    let first = m.observe(&failed(REV).facts(t0()));
+    let hook: Vec<&Event> = first
+        .iter()
+        .filter(|e| e.event == EventKind::HookFailed)
+        .collect();
+    assert_eq!(hook.len(), 1, "{first:?}");
+    let v = serde_json::to_value(hook[0]).unwrap();
+    assert_eq!(v["kind"], "Hook");
+    assert_eq!(v["name"], "web/migrate");
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["details"]["exitCode"], 3);
+    assert!(v["message"].as_str().unwrap().contains("exited 3"), "{v}");
+    // The degraded service says why, too.
+    let degraded = first
+        .iter()
+        .find(|e| e.event == EventKind::ServiceDegraded)
+        .unwrap();
+    assert!(
+        degraded.message.contains("pre-deploy hook migrate failed"),
+        "{}",
+        degraded.message
+    );
+    // The same run, found failed again on a later commit: not news.
+    let again = m.observe(&failed(REV2).facts(t0()));
+    assert!(
+        again.iter().all(|e| e.event != EventKind::HookFailed),
+        "{again:?}"
+    );
 }

@@ -190,3 +190,144 @@ fn the_hook_container_defaults_to_the_first_essential_one() {
     h.container_name = Some("init".into());
     assert_eq!(container(&h, &td), Some("init"));
 }
+
+const RAILS: &str = r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  cluster: prod
+  launchType: FARGATE
+  taskDefinition:
+    family: web
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    containerDefinitions:
+      - name: web
+        image: rails:1
+  networkConfiguration:
+    awsvpcConfiguration: {subnets: [subnet-a], securityGroups: [sg-1]}
+  hooks:
+    preDeploy:
+"#;
+
+fn errors_of(hooks: &str) -> Vec<String> {
+    let text = format!("{RAILS}{hooks}");
+    crate::core::manifest::load([("web.yaml", text.as_str())])
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn hooks_are_validated_with_their_line_and_column() {
+    let ok = "      - {name: migrate, command: [bin/rails, db:migrate], timeout: 10m}\n";
+    assert_eq!(errors_of(ok), Vec::<String>::new());
+    let set = crate::core::manifest::load([("web.yaml", format!("{RAILS}{ok}").as_str())]);
+    assert_eq!(set.services[0].spec.pre_deploy_hooks()[0].name, "migrate");
+
+    let twice = "      - {name: migrate, command: [a]}\n      - {name: migrate, command: [b]}\n";
+    let e = errors_of(twice);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("web.yaml:22:"), "{e:?}");
+    assert!(e[0].contains("declared twice"), "{e:?}");
+
+    let e = errors_of("      - {name: migrate, command: []}\n");
+    assert!(
+        e.len() == 1 && e[0].contains("command") && e[0].contains("must not be empty"),
+        "{e:?}"
+    );
+    let e = errors_of("      - {name: migrate, command: [a], timeout: soon}\n");
+    assert!(e.len() == 1 && e[0].contains("not a duration"), "{e:?}");
+    let e = errors_of("      - {name: migrate, command: [a], timeout: 0s}\n");
+    assert!(e.len() == 1 && e[0].contains("longer than 0"), "{e:?}");
+    let e = errors_of("      - {name: migrate, command: [a], containerName: worker}\n");
+    assert!(
+        e.len() == 1 && e[0].contains("no container named \"worker\""),
+        "{e:?}"
+    );
+    let e = errors_of("      - {name: \"db migrate\", command: [a]}\n");
+    assert!(e.len() == 1 && e[0].contains("letters, digits"), "{e:?}");
+    let e = errors_of("      - {name: migrate, command: [a], cmd: [b]}\n");
+    assert!(e.len() == 1 && e[0].contains("cmd"), "{e:?}");
+}
+
+#[test]
+fn the_hook_revision_follows_the_definition_and_the_hooks() {
+    let hooks = [hook("migrate")];
+    let r = revision("abc", &hooks);
+    assert_eq!(r, revision("abc", &hooks), "stable");
+    assert_eq!(r.len(), 16);
+    assert_ne!(
+        r,
+        revision("abd", &hooks),
+        "a new definition runs them again"
+    );
+    let mut fixed = hook("migrate");
+    fixed.command = vec!["bin/rails".into(), "db:migrate:with_data".into()];
+    assert_ne!(r, revision("abc", &[fixed]), "so does a fixed hook");
+}
+
+#[test]
+fn only_a_plan_that_moves_to_a_new_revision_waits_for_hooks() {
+    use crate::core::plan::Action;
+    use std::collections::BTreeMap;
+    let register = Action::RegisterTaskDefinition {
+        family: "web".into(),
+    };
+    assert!(gated(&[register.clone(), Action::CreateService]));
+    assert!(gated(&[register]));
+    let tags = Action::TagService {
+        tags: BTreeMap::new(),
+    };
+    assert!(!gated(&[tags]));
+    assert!(!gated(&[]));
+}
+
+#[test]
+fn a_task_without_a_clock_is_waited_for_and_a_later_success_moves_on() {
+    let hooks = [hook("migrate"), hook("seed")];
+    let mut t = task("migrate", "rev1", false, None);
+    t.started_at = None;
+    // No start clock: never timed out on a guess.
+    assert!(matches!(
+        decide_at(
+            &hooks,
+            &[],
+            std::slice::from_ref(&t),
+            Duration::from_secs(86_400)
+        ),
+        Decision::Wait { index: 0, .. }
+    ));
+    // The first succeeded: the second runs next, not the first again.
+    let ok = [record("migrate", "rev1", HookResult::Succeeded)];
+    let done = task("migrate", "rev1", true, Some(0));
+    assert_eq!(
+        decide_at(&hooks, &ok, &[done], Duration::ZERO),
+        Decision::Run { index: 1 }
+    );
+}
+
+#[test]
+fn statuses_say_what_happens_next() {
+    let pending = HookStatus::new("migrate", HookPhase::Pending, "r");
+    assert!(
+        pending.summary().contains("runs first"),
+        "{}",
+        pending.summary()
+    );
+    let mut failed = HookStatus::new("migrate", HookPhase::Failed, "r");
+    failed.exit_code = Some(2);
+    failed.reason = Some("container web exited 2: boom".into());
+    let s = failed.summary();
+    assert!(
+        s.contains("exit code 2") && s.contains("stays on its current revision"),
+        "{s}"
+    );
+    let v = serde_json::to_value(&failed).unwrap();
+    assert_eq!(v["phase"], "failed");
+    assert_eq!(v["exitCode"], 2);
+}

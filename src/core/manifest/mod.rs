@@ -64,6 +64,9 @@ pub struct DesiredService {
     /// The first load balancer's target group as declared (normalising sorts
     /// them): the one a migration shifts traffic to.
     pub migration_target_group: Option<String>,
+    /// Where each `spec.dependsOn[i]` was written (file, line, column): the
+    /// checks across manifests (unknown services, cycles) point there.
+    pub depends_on_at: Vec<(String, u64, u64)>,
 }
 
 /// Everything read from one set of files.
@@ -238,6 +241,7 @@ pub fn load_tree<'a>(
     set.services.retain(|s| !duplicates.contains(&s.key));
     set.held.extend(duplicates);
     set.services.retain(|s| !set.held.contains(&s.key));
+    crate::core::dependencies::check(&mut set);
     set
 }
 
@@ -524,12 +528,12 @@ fn finish(
     }
     manifest.spec.task_definition = std::mem::take(&mut manifest.spec.task_definition).unwrapped();
     let mut problems = validate::validate(&manifest);
-    if path.len() > crate::core::tags::MAX_TAG_VALUE {
+    if crate::core::tags::tag_len(path) > crate::core::tags::MAX_TAG_VALUE {
         problems.push((
             FieldPath::default().key("metadata").key("name"),
             format!(
                 "the file path is {} characters long: the ecsync.io/source tag holds at most {}",
-                path.len(),
+                crate::core::tags::tag_len(path),
                 crate::core::tags::MAX_TAG_VALUE
             ),
         ));
@@ -555,7 +559,20 @@ fn finish(
             errors,
         });
     }
-    Ok(into_desired(path, manifest))
+    let depends_on_at = (0..manifest.spec.depends_on.as_ref().map_or(0, Vec::len))
+        .map(|i| {
+            locate_in_doc(
+                &FieldPath::default()
+                    .key("spec")
+                    .key("dependsOn")
+                    .index(i)
+                    .key("service"),
+            )
+        })
+        .collect();
+    let mut desired = into_desired(path, manifest);
+    desired.depends_on_at = depends_on_at;
+    Ok(desired)
 }
 
 /// serde-saphyr's Display adds a source snippet; we print `file:line:col:` ourselves.
@@ -597,6 +614,7 @@ fn into_desired(path: &str, manifest: Manifest) -> DesiredService {
         spec,
         task_definition_hash,
         migration_target_group,
+        depends_on_at: Vec::new(),
     }
 }
 

@@ -507,3 +507,17 @@ fn an_unknown_ignored_path_is_an_error_at_its_line_naming_the_nearest() {
         ]
     );
 }
+
+#[test]
+fn the_source_path_is_measured_in_characters_as_aws_counts_tag_values() {
+    // 200 characters, 400 bytes: fits the ecsync.io/source tag.
+    let path = format!("{}.yaml", "é".repeat(195));
+    let set = one(&path, WEB);
+    assert_eq!(rendered(&set), Vec::<String>::new());
+    let long = format!("{}.yaml", "é".repeat(252));
+    let e = rendered(&one(&long, WEB));
+    assert!(
+        e.len() == 1 && e[0].contains("257 characters long"),
+        "{e:?}"
+    );
+}

@@ -81,6 +81,7 @@ pub fn validate(m: &Manifest) -> Problems {
         }
     }
     validate_strategy(s, &spec, &mut p);
+    crate::core::hooks::validate(s, &spec, &mut p);
     for (i, path) in s.ignore_differences.iter().flatten().enumerate() {
         if let Err(e) = crate::core::ignore::IgnorePath::parse(path) {
             p.push((spec.key("ignoreDifferences").index(i), e));

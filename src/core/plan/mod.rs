@@ -37,6 +37,10 @@ pub struct ServicePlan {
     pub report_only: bool,
     /// Why this service must not be touched (broken manifest, duplicate, error).
     pub held: Option<String>,
+    /// What it waits for before it may change (a dependency rolling out):
+    /// nothing is applied this pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub error: Option<String>,
     /// Anything else an operator should read about this plan.
     pub message: Option<String>,
@@ -102,6 +106,8 @@ fn comparable(spec: &ServiceSpec, include_desired_count: bool) -> serde_json::Va
     view.task_definition = TaskDefinition::default();
     view.migration = None;
     view.ignore_differences = None;
+    view.hooks = None;
+    view.depends_on = None;
     if !include_desired_count {
         view.desired_count = None;
     }
@@ -287,6 +293,7 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
         replace: Vec::new(),
         report_only: ctx.mode == Mode::Report || d.policy.sync == Mode::Report,
         held: None,
+        waiting: None,
         error: None,
         message: None,
         rollout: live.map(|l| l.rollout.clone()),
@@ -503,6 +510,7 @@ pub fn plan_all(set: &ManifestSet, observed: &Observed, ctx: &PlanContext) -> Ve
     }
     plans.extend(plan_orphans(set, observed, ctx, &done_replacing));
     plans.sort_by(|a, b| a.key.cmp(&b.key));
+    crate::core::dependencies::gate(&mut plans, set);
     plans
 }
 
@@ -518,6 +526,7 @@ impl ServicePlan {
             replace: Vec::new(),
             report_only: true,
             held: None,
+            waiting: None,
             error: None,
             message: None,
             rollout: live.map(|l| l.rollout.clone()),

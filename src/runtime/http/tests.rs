@@ -111,6 +111,7 @@ async fn status_serves_the_current_snapshot() {
             last_error: Some("manifest web.yaml:3:1: unknown field".into()),
             message: None,
             migration: None,
+            hook: None,
             pending: Vec::new(),
             recent_actions: Vec::new(),
         });
@@ -356,6 +357,7 @@ async fn dashboard_and_detail_pages_are_html_with_a_strict_csp() {
             last_error: None,
             message: None,
             migration: None,
+            hook: None,
             pending: Vec::new(),
             recent_actions: Vec::new(),
         });

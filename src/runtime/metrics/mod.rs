@@ -40,6 +40,9 @@ pub const WEBHOOK_RESULTS: [&str; 6] = [
     "bad_request",
 ];
 
+/// How a pre-deploy hook run ended (`ecsync_hook_runs_total{result}`).
+pub const HOOK_RESULTS: [&str; 3] = ["succeeded", "failed", "timed_out"];
+
 /// Reconcile passes range from a sub-second no-op to minutes of waiting on rollouts.
 const RECONCILE_BUCKETS: [f64; 12] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -138,6 +141,7 @@ pub struct Metrics {
     ec2_orphans: Family<StateLabel, Gauge>,
     webhook: Family<ResultLabel, Counter>,
     notifications: Family<NotificationLabels, Counter>,
+    hook_runs: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -236,6 +240,12 @@ impl Metrics {
             "Notifications, by sink and result (sent, failed after retries, dropped from a full queue)",
             notifications.clone(),
         );
+        let hook_runs = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "ecsync_hook_runs",
+            "Pre-deploy hook runs that ended, by result",
+            hook_runs.clone(),
+        );
 
         // Series of known label values exist from the start, so `rate()` and absent-alerts work
         // before the first event of each kind. Families whose label values are open (services,
@@ -255,6 +265,9 @@ impl Metrics {
         }
         for r in WEBHOOK_RESULTS {
             let _ = webhook.get_or_create_owned(&result(r));
+        }
+        for r in HOOK_RESULTS {
+            let _ = hook_runs.get_or_create_owned(&result(r));
         }
         for sink in crate::runtime::notify::SINKS {
             for r in crate::runtime::notify::RESULTS {
@@ -289,6 +302,7 @@ impl Metrics {
             ec2_orphans,
             webhook,
             notifications,
+            hook_runs,
         }
     }
 
@@ -447,6 +461,11 @@ impl Metrics {
         self.webhook.get_or_create(&result(result_)).inc();
     }
 
+    /// One pre-deploy hook run that ended; `result` is one of [`HOOK_RESULTS`].
+    pub fn hook_run(&self, result_: &str) {
+        self.hook_runs.get_or_create(&result(result_)).inc();
+    }
+
     /// One notification; `sink` and `result` from [`crate::runtime::notify::SINKS`] and
     /// [`crate::runtime::notify::RESULTS`].
     pub fn notification(&self, sink: &str, result_: &str) {
@@ -466,7 +485,7 @@ impl CallObserver for Metrics {
     }
 }
 
-pub const DESIGN_METRIC_NAMES: [&str; 13] = [
+pub const DESIGN_METRIC_NAMES: [&str; 14] = [
     "ecsync_reconcile_duration_seconds",
     "ecsync_reconcile_total",
     "ecsync_services",
@@ -480,6 +499,7 @@ pub const DESIGN_METRIC_NAMES: [&str; 13] = [
     "ecsync_ec2_orphans",
     "ecsync_webhook_requests_total",
     "ecsync_notifications_total",
+    "ecsync_hook_runs_total",
 ];
 
 /// Families exposed beyond §7.

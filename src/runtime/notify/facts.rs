@@ -40,6 +40,7 @@ pub fn pass_facts<'a>(
                         applied: m.applied,
                     })
                 }),
+                hook: o.hook.as_ref(),
             })
             .collect(),
         instances: report

@@ -159,6 +159,7 @@ fn facts(services: &[Drifted]) -> PassFacts<'_> {
                 done: &d.done,
                 rollout: None,
                 migration: None,
+                hook: None,
             })
             .collect(),
         instances: Vec::new(),

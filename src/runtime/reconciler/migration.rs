@@ -350,6 +350,7 @@ mod tests {
                 replace: Vec::new(),
                 report_only: false,
                 held,
+                waiting: None,
                 error: None,
                 message: None,
                 rollout: None,
@@ -361,6 +362,7 @@ mod tests {
             error: None,
             migration: None,
             task_definition_arn: None,
+            hook: None,
         }
     }
 

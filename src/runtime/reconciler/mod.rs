@@ -2,6 +2,8 @@
 //! (one pass) and `ecsync run` (a pass per trigger).
 
 pub mod decommission;
+mod dependencies;
+pub mod hooks;
 pub mod migration;
 mod outcome;
 
@@ -18,7 +20,7 @@ use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, Live, apply_servic
 use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::ServiceKey;
-use crate::core::plan::{PlanContext, plan_all};
+use crate::core::plan::{ActionKind, PlanContext, plan_all};
 use crate::core::state::Mode;
 use crate::runtime::metrics::Metrics;
 use decommission::{DecommissionSettings, decommission_pass};
@@ -95,12 +97,15 @@ impl Reconciler {
             let runnable = !read_only
                 && !plan.report_only
                 && plan.held.is_none()
+                && plan.waiting.is_none()
                 && plan.error.is_none()
                 && plan.is_mutating();
             if !runnable {
+                let live = observed.services.get(&plan.key).filter(|l| l.is_active());
+                let d = desired.get(&plan.key).copied();
                 report
                     .services
-                    .push(ServiceOutcome::new(plan, None, Ok(())));
+                    .push(hooks::unapplied(self, plan, d, live).await);
                 continue;
             }
             if let Some(reason) = backing_off.get(&plan.key) {
@@ -112,11 +117,9 @@ impl Reconciler {
             }
             // None for a service that is being pruned: Git no longer declares it.
             let d = desired.get(&plan.key).map(|d| (*d).clone());
-            let live = observed
-                .services
-                .get(&plan.key)
-                .filter(|l| l.is_active())
-                .map(|l| (l.arn.clone(), l.spec.is_daemon()));
+            let live_service = observed.services.get(&plan.key).filter(|l| l.is_active());
+            let live = live_service.map(|l| (l.arn.clone(), l.spec.is_daemon()));
+            let live_tags = live_service.map(|l| l.tags.clone());
             let clients = self.clients.clone();
             let metrics = self.metrics.clone();
             let semaphore = semaphore.clone();
@@ -127,12 +130,55 @@ impl Reconciler {
             tasks.spawn(
                 async move {
                     let _permit = semaphore.acquire_owned().await;
+                    let mut applied = Applied::default();
+                    // Pre-deploy hooks first: until they succeed, the
+                    // service stays where it is.
+                    let gate = match &d {
+                        Some(d) => {
+                            let c = hooks::Context {
+                                clients: &clients,
+                                metrics: &metrics,
+                                controller_id: &controller_id,
+                                desired: d,
+                                plan: &plan,
+                                live: live
+                                    .as_ref()
+                                    .zip(live_tags.as_ref())
+                                    .map(|((arn, _), t)| (arn.as_str(), t)),
+                                act: true,
+                                now: std::time::SystemTime::now(),
+                            };
+                            hooks::gate(&c).await
+                        }
+                        None => Ok(hooks::Gate {
+                            proceed: true,
+                            ..Default::default()
+                        }),
+                    };
+                    let gate = match gate {
+                        Ok(g) => g,
+                        Err(e) => {
+                            warn!(error = %e, "pre-deploy hooks failed");
+                            return ServiceOutcome::new(plan, Some(applied), Err(e));
+                        }
+                    };
+                    if !gate.proceed {
+                        if gate.registered {
+                            applied.done.push(ActionKind::RegisterTaskDefinition);
+                            metrics.action(ActionKind::RegisterTaskDefinition.as_str(), "ok");
+                        }
+                        let mut o = ServiceOutcome::new(plan, Some(applied), Ok(()));
+                        o.hook = gate.status;
+                        o.settle();
+                        return o;
+                    }
+                    applied.task_definition_arn = gate.task_definition_arn.clone();
                     let ctx = ApplyContext {
                         controller_id: &controller_id,
                         revision: &revision,
                         target_groups: &target_groups,
+                        hook_record: gate.record.as_deref(),
                     };
-                    let mut applied = Applied::default();
                     let live = live.as_ref().map(|(arn, daemon)| Live {
                         arn,
                         daemon: *daemon,
@@ -155,7 +201,10 @@ impl Reconciler {
                         }
                         warn!(error = %e, "apply failed");
                     }
-                    ServiceOutcome::new(plan, Some(applied), result)
+                    let mut o = ServiceOutcome::new(plan, Some(applied), result);
+                    o.hook = gate.status;
+                    o.settle();
+                    o
                 }
                 .instrument(span),
             );
@@ -166,6 +215,7 @@ impl Reconciler {
                 Err(e) => report.error = Some(format!("internal: apply task failed: {e}")),
             }
         }
+        dependencies::hold_dependents_of_failures(&mut report.services, &desired);
         // Traffic moves only after the service's own changes, from target
         // health observed now (DESIGN §3 `migration`; decided in crate::core::migration).
         let phase = migration::Phase {
@@ -220,3 +270,6 @@ impl Reconciler {
         report
     }
 }
+
+#[cfg(test)]
+mod tests;

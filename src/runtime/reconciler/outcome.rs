@@ -4,6 +4,7 @@ use super::decommission::DecommissionReport;
 use super::migration::MigrationReport;
 use crate::adapters::aws::AwsError;
 use crate::adapters::aws::ecs::apply::Applied;
+use crate::core::hooks::HookStatus;
 use crate::core::migration::Kind;
 use crate::core::plan::{ActionKind, ServicePlan};
 use crate::core::state::{MigrationFacts, StateFacts, SyncState};
@@ -20,6 +21,8 @@ pub struct ServiceOutcome {
     pub migration: Option<MigrationReport>,
     /// The revision this pass registered for it, if it registered one.
     pub task_definition_arn: Option<String>,
+    /// Its pre-deploy hooks, when the plan moves it to a new revision.
+    pub hook: Option<HookStatus>,
 }
 
 impl ServiceOutcome {
@@ -38,6 +41,7 @@ impl ServiceOutcome {
             error,
             migration: None,
             task_definition_arn,
+            hook: None,
         };
         o.settle();
         o
@@ -60,6 +64,7 @@ impl ServiceOutcome {
             in_sync: self.plan.in_sync(),
             rollout: self.plan.rollout.as_ref(),
             migration,
+            hook: self.hook.as_ref().map(|h| h.phase),
         });
     }
 

@@ -14,6 +14,9 @@ pub struct ApplyContext<'a> {
     pub controller_id: &'a str,
     pub revision: &'a str,
     pub target_groups: &'a BTreeMap<String, String>,
+    /// The `ecsync.io/hook` record a new service is created with: its hooks
+    /// ran before it existed, with the revision it is created from.
+    pub hook_record: Option<&'a str>,
 }
 
 /// What was done for one service.
@@ -58,25 +61,20 @@ pub async fn apply_service(
     for action in &plan.actions {
         match action {
             Action::RegisterTaskDefinition { family } => {
-                // ecsync's bookkeeping goes with the definition's own tags,
-                // with the record of which keys are its own.
-                let mut td_tags = BTreeMap::from([
-                    (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
-                    (tags::SPEC_HASH.to_string(), hash.to_string()),
-                ]);
-                let declared = crate::core::model::tag_map(
-                    spec.task_definition.tags.as_deref().unwrap_or_default(),
-                );
-                td_tags.extend(tags::encode_managed_tags(&declared.into_keys().collect()));
-                let out = convert::register_task_definition(&spec.task_definition, &td_tags)?
-                    .send_with(&clients.ecs)
-                    .await
-                    .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
-                let arn = out
-                    .task_definition()
-                    .and_then(|td| td.task_definition_arn())
-                    .unwrap_or_default()
-                    .to_string();
+                // The revision the pre-deploy hooks ran with is the one the
+                // service moves to: registered already, with this content.
+                if let Some(arn) = &applied.task_definition_arn {
+                    info!(cluster = %key.cluster, service = %key.name, %family, task_definition = %arn,
+                          hash = %hash, "using the revision the pre-deploy hooks ran with");
+                    continue;
+                }
+                let arn = register_task_definition(
+                    clients,
+                    &spec.task_definition,
+                    hash,
+                    ctx.controller_id,
+                )
+                .await?;
                 info!(cluster = %key.cluster, service = %key.name, %family, task_definition = %arn,
                       hash = %hash, "registered task definition");
                 applied.task_definition_arn = Some(arn);
@@ -158,6 +156,32 @@ pub async fn apply_service(
     Ok(())
 }
 
+/// Register `td` (content hash `hash`) with ecsync's bookkeeping beside the
+/// definition's own tags, and the record of which keys are its own; returns
+/// the new revision's ARN.
+pub async fn register_task_definition(
+    clients: &Clients,
+    td: &crate::core::model::TaskDefinition,
+    hash: &str,
+    controller_id: &str,
+) -> Result<String, AwsError> {
+    let mut td_tags = BTreeMap::from([
+        (tags::MANAGED_BY.to_string(), controller_id.to_string()),
+        (tags::SPEC_HASH.to_string(), hash.to_string()),
+    ]);
+    let declared = crate::core::model::tag_map(td.tags.as_deref().unwrap_or_default());
+    td_tags.extend(tags::encode_managed_tags(&declared.into_keys().collect()));
+    let out = convert::register_task_definition(td, &td_tags)?
+        .send_with(&clients.ecs)
+        .await
+        .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
+    Ok(out
+        .task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// Create `name` from the desired spec (the service itself, or the stand-in
 /// that serves while it is replaced); returns the new service's ARN.
 #[allow(clippy::too_many_arguments)]
@@ -187,6 +211,9 @@ async fn create_service(
     }
     if let Some(original) = replacement_of {
         all_tags.insert(tags::REPLACEMENT_OF.into(), original.into());
+    }
+    if let Some(record) = ctx.hook_record {
+        all_tags.insert(tags::HOOK.into(), record.into());
     }
     let id = convert::ServiceIdentity {
         cluster: &key.cluster,

@@ -32,6 +32,7 @@ fn service(name: &str, state: SyncState) -> ServiceStatus {
         last_error: None,
         message: None,
         migration: None,
+        hook: None,
         pending: Vec::new(),
         recent_actions: Vec::new(),
     }
