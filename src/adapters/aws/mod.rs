@@ -6,6 +6,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
 pub mod interceptor;
+pub mod scheduler;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -58,25 +58,13 @@ pub async fn apply_service(
     for action in &plan.actions {
         match action {
             Action::RegisterTaskDefinition { family } => {
-                // ecsync's bookkeeping goes with the definition's own tags,
-                // with the record of which keys are its own.
-                let mut td_tags = BTreeMap::from([
-                    (tags::MANAGED_BY.to_string(), ctx.controller_id.to_string()),
-                    (tags::SPEC_HASH.to_string(), hash.to_string()),
-                ]);
-                let declared = crate::core::model::tag_map(
-                    spec.task_definition.tags.as_deref().unwrap_or_default(),
-                );
-                td_tags.extend(tags::encode_managed_tags(&declared.into_keys().collect()));
-                let out = convert::register_task_definition(&spec.task_definition, &td_tags)?
-                    .send_with(&clients.ecs)
-                    .await
-                    .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
-                let arn = out
-                    .task_definition()
-                    .and_then(|td| td.task_definition_arn())
-                    .unwrap_or_default()
-                    .to_string();
+                let arn = register_task_definition(
+                    clients,
+                    &spec.task_definition,
+                    hash,
+                    ctx.controller_id,
+                )
+                .await?;
                 info!(cluster = %key.cluster, service = %key.name, %family, task_definition = %arn,
                       hash = %hash, "registered task definition");
                 applied.task_definition_arn = Some(arn);
@@ -240,4 +228,30 @@ pub async fn prune_service(
           "pruned service: scaled to 0 and deleted, its manifest is gone from Git");
     applied.done.push(ActionKind::PruneService);
     Ok(())
+}
+
+/// Register a definition with ecsync's bookkeeping beside its own tags (the
+/// owner, the content hash, and which tag keys are the manifest's); the
+/// new revision's ARN.
+pub async fn register_task_definition(
+    clients: &Clients,
+    td: &crate::core::model::TaskDefinition,
+    hash: &str,
+    controller_id: &str,
+) -> Result<String, AwsError> {
+    let mut td_tags = BTreeMap::from([
+        (tags::MANAGED_BY.to_string(), controller_id.to_string()),
+        (tags::SPEC_HASH.to_string(), hash.to_string()),
+    ]);
+    let declared = crate::core::model::tag_map(td.tags.as_deref().unwrap_or_default());
+    td_tags.extend(tags::encode_managed_tags(&declared.into_keys().collect()));
+    let out = convert::register_task_definition(td, &td_tags)?
+        .send_with(&clients.ecs)
+        .await
+        .map_err(|e| call_error("ECS:RegisterTaskDefinition", e))?;
+    Ok(out
+        .task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .unwrap_or_default()
+        .to_string())
 }
