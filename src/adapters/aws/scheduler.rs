@@ -508,3 +508,6 @@ pub async fn import(
 pub fn to_yaml(m: &ScheduledTaskManifest) -> Result<String, serde_saphyr::SerializeError> {
     serde_saphyr::to_string(&crate::core::diff::to_clean_value(m))
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,3 +59,44 @@ pub fn section(b: &mut String, s: &StatusSnapshot) {
     }
     b.push_str("</tbody></table></div></section>");
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::scheduled::ScheduleState;
+    use crate::core::state::{Mode, SyncState};
+    use crate::runtime::status::{Role, ScheduledTaskStatus, StatusSnapshot};
+
+    #[test]
+    fn each_schedule_is_a_row_with_its_state_and_escaped_text() {
+        let mut s = StatusSnapshot::new(Mode::Auto, Role::Standalone);
+        let mut b = String::new();
+        super::section(&mut b, &s);
+        assert_eq!(b, "", "no schedules, no section");
+
+        s.scheduled_tasks.push(ScheduledTaskStatus {
+            name: "nightly-report".into(),
+            cluster: Some("prod".into()),
+            source: Some("jobs/nightly.yaml".into()),
+            state: SyncState::OutOfSync,
+            schedule: Some("cron(0 3 * * ? *)".into()),
+            schedule_state: Some(ScheduleState::Disabled),
+            drift: Vec::new(),
+            actions: vec!["update_schedule".into()],
+            last_error: None,
+            message: Some("<b>not</b> markup".into()),
+            task_definition_arn: None,
+        });
+        super::section(&mut b, &s);
+        assert!(
+            b.contains(r#"<section id="scheduled-tasks"><h2>Scheduled tasks (1)</h2>"#),
+            "{b}"
+        );
+        assert!(b.contains(r#"data-schedule="nightly-report""#), "{b}");
+        assert!(b.contains(r#"data-state="OutOfSync""#), "{b}");
+        assert!(
+            b.contains("<code>cron(0 3 * * ? *)</code> (disabled)"),
+            "{b}"
+        );
+        assert!(b.contains("&lt;b&gt;not&lt;/b&gt; markup"), "{b}");
+    }
+}
