@@ -455,3 +455,107 @@ async fn imported_schedules_diff_clean() {
     // `elsewhere` lost its manifest in this repository: only that one shows.
     assert_eq!(drifted, ["~ schedule elsewhere  OutOfSync"], "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_ecs_rules_with_their_conversion_and_never_touches_them() {
+    let moto = Moto::start();
+    let cluster_arn = moto.create_cluster("prod").await;
+    let td = moto
+        .ecs()
+        .register_task_definition()
+        .family("legacy-report")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("job")
+                .image("busybox:1.36")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    let events = moto.eventbridge();
+    events
+        .put_rule()
+        .name("legacy-nightly")
+        .schedule_expression("cron(0 3 * * ? *)")
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("ecs")
+        .arn(&cluster_arn)
+        .role_arn("arn:aws:iam::123456789012:role/events-ecs")
+        .input(r#"{"containerOverrides":[{"name":"job","command":["report"]}]}"#)
+        .ecs_parameters(
+            aws_sdk_eventbridge::types::EcsParameters::builder()
+                .task_definition_arn(&td)
+                .task_count(1)
+                .launch_type(aws_sdk_eventbridge::types::LaunchType::Ec2)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    events
+        .put_targets()
+        .rule("legacy-nightly")
+        .targets(target)
+        .send()
+        .await
+        .unwrap();
+    // A rule for another cluster is not this import's.
+    events
+        .put_rule()
+        .name("elsewhere")
+        .schedule_expression("rate(1 day)")
+        .send()
+        .await
+        .unwrap();
+
+    let mut cmd = ecsync_with(&moto);
+    cmd.args(["import", "--cluster", "prod"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{r}");
+    let notes: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("note: EventBridge rule"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{r}");
+    assert!(
+        notes[0].starts_with("note: EventBridge rule legacy-nightly runs tasks in cluster prod")
+    );
+    // The conversion is one line, and a manifest ecsync accepts as it is.
+    let one_line = &notes[0][notes[0].find(": {").unwrap() + 2..];
+    let m: serde_json::Value = serde_json::from_str(one_line).unwrap();
+    assert_eq!(m["kind"], "ScheduledTask");
+    assert_eq!(m["spec"]["schedule"], "cron(0 3 * * ? *)");
+    assert_eq!(m["spec"]["taskDefinition"]["family"], "legacy-report");
+    assert_eq!(
+        m["spec"]["overrides"]["containerOverrides"][0]["command"][0],
+        "report"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("legacy.yaml"), one_line).unwrap();
+    let mut cmd = common::ecsync();
+    cmd.arg("validate").arg(dir.path());
+    let v = run(cmd);
+    assert_eq!(v.code, 0, "{v}");
+
+    // The rule and its target are as they were.
+    let targets = events
+        .list_targets_by_rule()
+        .rule("legacy-nightly")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(targets.targets().len(), 1);
+    assert_eq!(targets.targets()[0].arn(), cluster_arn);
+    assert!(schedule_names(&moto, "default").await.is_empty());
+}

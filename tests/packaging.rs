@@ -1031,7 +1031,7 @@ fn strip_test_code(toks: Vec<(Tok, usize)>) -> (Vec<(Tok, usize)>, Vec<String>) 
 
 /// The SDK clients: default receiver name (the `Clients` field), crate, IAM service prefix.
 /// A new `aws-sdk-*` dependency must be added here (a test checks Cargo.toml).
-const SDK_CLIENTS: [(&str, &str, &str); 7] = [
+const SDK_CLIENTS: [(&str, &str, &str); 8] = [
     ("ecs", "aws_sdk_ecs", "ecs"),
     ("ec2", "aws_sdk_ec2", "ec2"),
     (
@@ -1043,9 +1043,10 @@ const SDK_CLIENTS: [(&str, &str, &str); 7] = [
     ("autoscaling", "aws_sdk_autoscaling", "autoscaling"),
     ("cloudwatch", "aws_sdk_cloudwatch", "cloudwatch"),
     ("scheduler", "aws_sdk_scheduler", "scheduler"),
+    ("eventbridge", "aws_sdk_eventbridge", "events"),
 ];
 /// Operation labels in error messages (`call_error("ECS:DescribeServices", ..)`).
-const LABEL_PREFIXES: [(&str, &str); 7] = [
+const LABEL_PREFIXES: [(&str, &str); 8] = [
     ("ECS:", "ecs"),
     ("EC2:", "ec2"),
     ("ELBv2:", "elasticloadbalancing"),
@@ -1053,6 +1054,7 @@ const LABEL_PREFIXES: [(&str, &str); 7] = [
     ("AutoScaling:", "autoscaling"),
     ("CloudWatch:", "cloudwatch"),
     ("Scheduler:", "scheduler"),
+    ("EventBridge:", "events"),
 ];
 /// Client methods that are not API operations.
 const NOT_OPERATIONS: [&str; 4] = ["clone", "config", "as_ref", "to_owned"];

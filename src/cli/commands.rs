@@ -281,6 +281,22 @@ pub async fn import(args: ImportArgs) -> Result<u8> {
             None => print!("---\n{yaml}"),
         }
     }
+    // EventBridge rules are never touched: each is reported with the
+    // ScheduledTask it would be, on one line, for the operator to move.
+    let rules = match &args.service {
+        Some(_) => Vec::new(),
+        None => aws::eventbridge::ecs_rule_tasks(&clients, &args.cluster).await?,
+    };
+    for mut r in rules {
+        let (td, _) = aws::scheduler::describe_for_import(&clients, &r.task_definition_arn).await?;
+        r.manifest.spec.task_definition = Some(td);
+        let one_line = serde_json::to_string(&ecsync::core::diff::to_clean_value(&r.manifest))?;
+        eprintln!(
+            "note: EventBridge rule {} runs tasks in cluster {} (ecsync never changes rules). As a ScheduledTask \
+             (then give it a role that trusts scheduler.amazonaws.com, and disable the rule): {one_line}",
+            r.rule, args.cluster
+        );
+    }
     if manifests.is_empty() && schedules.is_empty() {
         eprintln!("no services found in cluster {}", args.cluster);
     }

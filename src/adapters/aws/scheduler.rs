@@ -456,23 +456,7 @@ pub async fn import(
         else {
             continue;
         };
-        let out = clients
-            .ecs
-            .describe_task_definition()
-            .task_definition(&td_arn)
-            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
-            .send()
-            .await
-            .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
-        let (mut td, unmanaged) = out
-            .task_definition()
-            .map(|td| super::convert::read_task_definition(td, out.tags()))
-            .ok_or_else(|| {
-                AwsError::Incomplete(format!(
-                    "DescribeTaskDefinition answered {td_arn} without a definition"
-                ))
-            })?;
-        crate::core::normalize::normalize_task_definition(&mut td);
+        let (td, unmanaged) = describe_for_import(clients, &td_arn).await?;
         let v = live.view;
         let spec = ScheduledTaskSpec {
             cluster: v.cluster,
@@ -502,6 +486,32 @@ pub async fn import(
         });
     }
     Ok(imported)
+}
+
+/// A task definition as a manifest takes it (normalised), and what it sets
+/// that a manifest cannot express yet.
+pub async fn describe_for_import(
+    clients: &Clients,
+    arn: &str,
+) -> Result<(crate::core::model::TaskDefinition, Vec<String>), AwsError> {
+    let out = clients
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| call_error("ECS:DescribeTaskDefinition", e))?;
+    let (mut td, unmanaged) = out
+        .task_definition()
+        .map(|td| super::convert::read_task_definition(td, out.tags()))
+        .ok_or_else(|| {
+            AwsError::Incomplete(format!(
+                "DescribeTaskDefinition answered {arn} without a definition"
+            ))
+        })?;
+    crate::core::normalize::normalize_task_definition(&mut td);
+    Ok((td, unmanaged))
 }
 
 /// One imported schedule as YAML, without the fields that are unset.
