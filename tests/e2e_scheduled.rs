@@ -559,3 +559,58 @@ async fn import_reports_ecs_rules_with_their_conversion_and_never_touches_them()
     assert_eq!(targets.targets()[0].arn(), cluster_arn);
     assert!(schedule_names(&moto, "default").await.is_empty());
 }
+
+/// The daemon shows scheduled tasks in `/status`, on the dashboard and in
+/// `ecsync_scheduled_tasks{state}`, from the same pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_reports_scheduled_tasks_in_status_dashboard_and_metrics() {
+    let moto = Moto::start();
+    moto.create_cluster("prod").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    repo.write("services/a.yaml", &job("a", &net, "rate(1 hour)"));
+    repo.commit("one job");
+    let cache = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut cmd = ecsync_with(&moto);
+    cmd.args([
+        "run",
+        "--repo",
+        &repo.url(),
+        "--path",
+        "services",
+        "--listen",
+        &addr,
+    ])
+    .args(["--interval", "1s", "--cache-dir"])
+    .arg(cache.path());
+    let mut daemon = common::spawn_listening(cmd, &addr);
+    let synced = common::wait_until(std::time::Duration::from_secs(30), || {
+        let Ok((200, body)) = common::try_http_get(&addr, "/status") else {
+            return false;
+        };
+        serde_json::from_str::<serde_json::Value>(&body)
+            .is_ok_and(|v| v["scheduledTasks"][0]["state"] == "Synced")
+    });
+    let status = common::status_json(&addr);
+    let (_, metrics) = common::http_get(&addr, "/metrics");
+    let (_, page) = common::http_get(&addr, "/");
+    daemon.signal("TERM");
+    let _ = daemon.wait_timeout(std::time::Duration::from_secs(20));
+    assert!(synced, "{status}\n{}", daemon.logs());
+    let t = &status["scheduledTasks"][0];
+    assert_eq!(t["name"], "a");
+    assert_eq!(t["cluster"], "prod");
+    assert_eq!(t["source"], "services/a.yaml");
+    assert_eq!(t["schedule"], "rate(1 hour)");
+    assert_eq!(t["scheduleState"], "ENABLED");
+    assert!(
+        metrics.contains("ecsync_scheduled_tasks{state=\"Synced\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ecsync_scheduled_tasks{state=\"Error\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(page.contains(r#"data-schedule="a""#), "{page}");
+}
