@@ -42,11 +42,20 @@ pub fn validate(args: ValidateArgs) -> Result<u8> {
     if !set.errors.is_empty() {
         return Ok(EXIT_ERROR);
     }
-    println!(
-        "{} services in {} files are valid",
-        set.services.len(),
-        files.len()
-    );
+    if set.scheduled.is_empty() {
+        println!(
+            "{} services in {} files are valid",
+            set.services.len(),
+            files.len()
+        );
+    } else {
+        println!(
+            "{} services and {} scheduled tasks in {} files are valid",
+            set.services.len(),
+            set.scheduled.len(),
+            files.len()
+        );
+    }
     Ok(EXIT_OK)
 }
 
@@ -178,7 +187,7 @@ pub async fn diff(args: DiffArgs) -> Result<u8> {
     }
     Ok(if report.has_errors() || !set.errors.is_empty() {
         EXIT_ERROR
-    } else if report.drifted().next().is_some() {
+    } else if report.drifted().next().is_some() || report.scheduled.drifted().next().is_some() {
         EXIT_DRIFT
     } else {
         EXIT_OK
@@ -244,7 +253,51 @@ pub async fn import(args: ImportArgs) -> Result<u8> {
             None => print!("---\n{yaml}"),
         }
     }
-    if manifests.is_empty() {
+    // The schedules of ecsync's group that run tasks in this cluster; none
+    // with --service, which names one service.
+    let group = ecsync::core::scheduled::group_name(&args.aws.controller_id);
+    let schedules = match &args.service {
+        Some(_) => Vec::new(),
+        None => aws::scheduler::import(&clients, &group, &args.cluster).await?,
+    };
+    for imported in &schedules {
+        let m = &imported.manifest;
+        if !imported.unmanaged.is_empty() {
+            eprintln!(
+                "warning: schedule {}: its task definition sets what manifests cannot express yet: {}",
+                m.metadata.name,
+                imported.unmanaged.join(", ")
+            );
+        }
+        let yaml = aws::scheduler::to_yaml(m)?;
+        match &args.out {
+            Some(dir) => {
+                // Beside the services, never over one of the same name.
+                let path = dir.join(format!("{}.scheduled.yaml", m.metadata.name));
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    // EventBridge rules are never touched: each is reported with the
+    // ScheduledTask it would be, on one line, for the operator to move.
+    let rules = match &args.service {
+        Some(_) => Vec::new(),
+        None => aws::eventbridge::ecs_rule_tasks(&clients, &args.cluster).await?,
+    };
+    for mut r in rules {
+        let (td, _) = aws::scheduler::describe_for_import(&clients, &r.task_definition_arn).await?;
+        r.manifest.spec.task_definition = Some(td);
+        let one_line = serde_json::to_string(&ecsync::core::diff::to_clean_value(&r.manifest))?;
+        eprintln!(
+            "note: EventBridge rule {} runs tasks in cluster {} (ecsync never changes rules). As a ScheduledTask \
+             (then give it a role that trusts scheduler.amazonaws.com, and disable the rule): {one_line}",
+            r.rule, args.cluster
+        );
+    }
+    if manifests.is_empty() && schedules.is_empty() {
         eprintln!("no services found in cluster {}", args.cluster);
     }
     Ok(EXIT_OK)

@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 
 use ecsync::adapters::aws::interceptor::CallCounts;
 use ecsync::core::manifest::ManifestSet;
+use ecsync::core::scheduled::ScheduledAction;
 use ecsync::core::state::SyncState;
 use ecsync::runtime::reconciler::{PassReport, ServiceOutcome};
-use ecsync::runtime::status::{migration_status, service_status};
+use ecsync::runtime::status::{migration_status, scheduled_task_status, service_status};
 
 fn short(rev: &str) -> &str {
     rev.get(..12).unwrap_or(rev)
@@ -146,6 +147,78 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
     }
 }
 
+/// Scheduled tasks: the group, then each schedule's drift and what the pass
+/// did, or (`acted` false) would do.
+fn scheduled_lines(out: &mut String, report: &PassReport, acted: bool) {
+    let r = &report.scheduled;
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "! schedule group {}: {e}", r.group);
+    }
+    if r.create_group && !r.group_created {
+        let _ = writeln!(
+            out,
+            "+ schedule group {}: {}",
+            r.group,
+            if acted {
+                "not created"
+            } else {
+                "would be created"
+            }
+        );
+    } else if r.group_created {
+        let _ = writeln!(out, "+ schedule group {}: created", r.group);
+    }
+    for t in &r.tasks {
+        let p = &t.plan;
+        let mark = match t.state {
+            SyncState::Error => '!',
+            SyncState::Held => '#',
+            SyncState::Synced if acted && !t.done.is_empty() => '=',
+            _ if !p.exists => '+',
+            _ if p.actions.contains(&ScheduledAction::DeleteSchedule) => '-',
+            _ if !p.in_sync() => '~',
+            _ => '=',
+        };
+        let _ = write!(out, "{mark} schedule {}  {}", p.name, t.state.as_str());
+        if let Some(src) = &p.source {
+            let _ = write!(out, "  ({src})");
+        }
+        out.push('\n');
+        if let Some(e) = &t.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+        if let Some(h) = &p.held {
+            let _ = writeln!(out, "    held: {h}");
+        }
+        if let Some(m) = &p.message {
+            let _ = writeln!(out, "    {m}");
+        }
+        if acted && !t.done.is_empty() {
+            let done: Vec<&str> = t.done.iter().map(ScheduledAction::as_str).collect();
+            let _ = writeln!(out, "    did: {}", done.join(", "));
+            continue;
+        }
+        if !p.exists && t.error.is_none() && p.held.is_none() {
+            let _ = writeln!(out, "    missing: the schedule will be created");
+        } else {
+            for d in p.drift.iter().filter(|d| !d.path.is_empty()) {
+                let _ = writeln!(out, "    {}", d.path);
+                let _ = writeln!(out, "      git:  {}", d.desired);
+                let _ = writeln!(out, "      live: {}", d.live);
+            }
+        }
+        if !p.actions.is_empty() && p.held.is_none() && t.error.is_none() {
+            let names: Vec<&str> = p.actions.iter().map(ScheduledAction::as_str).collect();
+            let verb = if p.report_only && !acted {
+                "report only, would"
+            } else {
+                "would"
+            };
+            let _ = writeln!(out, "    {verb}: {}", names.join(", "));
+        }
+    }
+}
+
 pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "revision {}", short(&report.revision));
@@ -162,6 +235,7 @@ pub fn diff_text(set: &ManifestSet, report: &PassReport) -> String {
         }
         migration(&mut out, o, "next migration step");
     }
+    scheduled_lines(&mut out, report, false);
     decommission_lines(&mut out, report, false);
     let drifted = report.drifted().count();
     let _ = writeln!(
@@ -214,6 +288,7 @@ pub fn apply_text(
             migration(&mut out, o, "migration");
         }
     }
+    scheduled_lines(&mut out, report, !dry_run);
     decommission_lines(&mut out, report, !dry_run);
     let changed = report
         .services
@@ -278,6 +353,30 @@ pub fn report_json(set: &ManifestSet, report: &PassReport, counts: Option<&CallC
         "manifestErrors": set.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "services": services,
         "decommission": report.decommission,
+        "scheduledTasks": report.scheduled.tasks.iter().map(|t| {
+            let st = scheduled_task_status(t, set, report.scheduled.error.as_deref());
+            json!({
+                "name": st.name,
+                "cluster": st.cluster,
+                "source": st.source,
+                "state": st.state,
+                "exists": t.plan.exists,
+                "inSync": t.plan.in_sync(),
+                "drift": t.plan.drift,
+                "plan": t.plan.actions,
+                "done": t.done,
+                "reportOnly": t.plan.report_only,
+                "held": t.plan.held,
+                "message": t.plan.message,
+                "error": st.last_error,
+            })
+        }).collect::<Vec<_>>(),
+        "scheduleGroup": (!report.scheduled.group.is_empty()).then(|| json!({
+            "name": report.scheduled.group,
+            "create": report.scheduled.create_group,
+            "created": report.scheduled.group_created,
+            "error": report.scheduled.error,
+        })),
     });
     if let Some(c) = counts {
         v["awsCalls"] = json!({

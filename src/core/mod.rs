@@ -16,5 +16,6 @@ pub mod normalize;
 pub mod plan;
 pub mod rollout;
 pub mod schedule;
+pub mod scheduled;
 pub mod state;
 pub mod tags;

@@ -175,7 +175,7 @@ pub fn normalize_load_balancers(lbs: &mut Option<Vec<LoadBalancer>>) {
     sort_set(lbs);
 }
 
-fn normalize_awsvpc(vpc: &mut AwsVpcConfiguration) {
+pub fn normalize_awsvpc(vpc: &mut AwsVpcConfiguration) {
     vpc.subnets.sort();
     vpc.subnets.dedup();
     sort_set(&mut vpc.security_groups);

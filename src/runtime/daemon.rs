@@ -494,4 +494,14 @@ fn record_services(
         );
     }
     metrics.set_service_states(&counts);
+    // A pass that did not look at schedules leaves their counts as they were.
+    if report.scheduled.error.is_none() {
+        let mut counts = SyncState::ALL.map(|s| (s, 0i64));
+        for t in &report.scheduled.tasks {
+            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == t.state) {
+                c.1 += 1;
+            }
+        }
+        metrics.set_scheduled_task_states(&counts);
+    }
 }

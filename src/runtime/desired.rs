@@ -24,7 +24,7 @@ pub fn load_snapshot(
             .map(|f| (f.path.as_str(), f.contents.as_str())),
         &snapshot.tree,
     );
-    if set.services.is_empty() && set.errors.is_empty() {
+    if set.services.is_empty() && set.scheduled.is_empty() && set.errors.is_empty() {
         return Err(EmptyManifestSet {
             path: path.unwrap_or(".").to_string(),
             revision: snapshot.revision.clone(),

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 mod history;
 pub mod redact;
+mod scheduled;
 
 pub use history::{ACTION_HISTORY, PASS_HISTORY};
+pub use scheduled::{ScheduledTaskStatus, scheduled_task_status};
 
 use crate::adapters::git::CommitInfo;
 use crate::core::diff::FieldDiff;
@@ -199,6 +201,9 @@ pub struct StatusSnapshot {
     /// EC2 instances ecsync is decommissioning or has decided to leave alone.
     #[serde(default)]
     pub decommission: Vec<InstanceStatus>,
+    /// `kind: ScheduledTask`: each schedule in the group `ecsync-<controller-id>`.
+    #[serde(default)]
+    pub scheduled_tasks: Vec<ScheduledTaskStatus>,
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
@@ -217,6 +222,7 @@ impl StatusSnapshot {
             last_pass: None,
             services: Vec::new(),
             decommission: Vec::new(),
+            scheduled_tasks: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -274,6 +280,12 @@ pub fn snapshot(
         .instances
         .iter()
         .map(|i| instance_status(i, report.decommission.error.as_deref()))
+        .collect();
+    snapshot.scheduled_tasks = report
+        .scheduled
+        .tasks
+        .iter()
+        .map(|t| scheduled_task_status(t, set, report.scheduled.error.as_deref()))
         .collect();
     snapshot
 }
@@ -509,6 +521,7 @@ mod tests {
                 message: "stop at 2025-01-02T04:00:00Z".into(),
                 last_error: None,
             }],
+            scheduled_tasks: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -561,6 +574,7 @@ mod tests {
                     "message": "stop at 2025-01-02T04:00:00Z",
                     "lastError": null
                 }],
+                "scheduledTasks": [],
                 "passes": []
             })
         );
@@ -573,6 +587,7 @@ mod tests {
         let o = v.as_object_mut().unwrap();
         o.remove("commit");
         o.remove("passes");
+        o.remove("scheduledTasks");
         o["lastPass"].as_object_mut().unwrap().remove("kind");
         let svc = o["services"][0].as_object_mut().unwrap();
         svc.remove("pending");

@@ -450,4 +450,5 @@ moto_clients!(
     autoscaling => aws_sdk_autoscaling,
     cloudwatch => aws_sdk_cloudwatch,
     scheduler => aws_sdk_scheduler,
+    eventbridge => aws_sdk_eventbridge,
 );

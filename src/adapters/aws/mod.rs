@@ -5,7 +5,9 @@ pub mod convert;
 pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
+pub mod eventbridge;
 pub mod interceptor;
+pub mod scheduler;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -26,6 +28,8 @@ pub struct Clients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub scheduler: aws_sdk_scheduler::Client,
+    /// Read only: `import` reports ECS targets of EventBridge rules.
+    pub eventbridge: aws_sdk_eventbridge::Client,
     /// The switch the clients' interceptor enforces.
     pub read_only: ReadOnly,
 }
@@ -69,6 +73,9 @@ impl Clients {
             .interceptor(interceptor.clone())
             .build();
         let scheduler = aws_sdk_scheduler::config::Builder::from(sdk)
+            .interceptor(interceptor.clone())
+            .build();
+        let eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk)
             .interceptor(interceptor)
             .build();
         // Building a client costs no call: the ones no manifest needs stay idle.
@@ -79,6 +86,7 @@ impl Clients {
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             scheduler: aws_sdk_scheduler::Client::from_conf(scheduler),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge),
             read_only,
         }
     }

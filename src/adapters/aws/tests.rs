@@ -54,6 +54,11 @@ pub(crate) fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
                 .interceptor(interceptor())
                 .build(),
         ),
+        eventbridge: aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&sdk)
+                .interceptor(interceptor())
+                .build(),
+        ),
         read_only: Default::default(),
     }
 }

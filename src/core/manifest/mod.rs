@@ -6,6 +6,7 @@
 
 mod locate;
 pub mod overlay;
+mod scheduled;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +82,10 @@ pub struct ManifestSet {
     /// Files with at least one error: live services whose source tag names one of
     /// these are held as well, since a broken file may have declared them.
     pub broken_files: BTreeSet<String>,
+    /// `kind: ScheduledTask` manifests (DESIGN §3), beside the services.
+    pub scheduled: Vec<crate::core::scheduled::DesiredScheduledTask>,
+    /// Schedule names declared by a document that failed, or twice.
+    pub held_scheduled: BTreeSet<String>,
 }
 
 impl ManifestSet {
@@ -196,7 +201,13 @@ pub fn load_tree<'a>(
     let sources = &expanded.builder.sources;
     let mut first_seen: BTreeMap<ServiceKey, String> = BTreeMap::new();
     let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
+    let mut scheduled_units = Vec::new();
     for unit in &expanded.units {
+        // Checked once every Service is known: `taskDefinitionFrom` names one.
+        if scheduled::is_scheduled(unit) {
+            scheduled_units.push(unit);
+            continue;
+        }
         let (path, first_line, parsed) = match unit {
             Unit::Text { file, doc } => (
                 file,
@@ -241,6 +252,9 @@ pub fn load_tree<'a>(
     set.services.retain(|s| !duplicates.contains(&s.key));
     set.held.extend(duplicates);
     set.services.retain(|s| !set.held.contains(&s.key));
+    // Before the dependency check, which may hold services a schedule takes its
+    // definition from.
+    scheduled::load(&scheduled_units, sources, &mut set);
     crate::core::dependencies::check(&mut set);
     set
 }

@@ -309,7 +309,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 30s, 5m or 1h ({e})"))
 }
 
-fn is_ecs_name(s: &str) -> bool {
+pub(super) fn is_ecs_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
         && s.bytes()

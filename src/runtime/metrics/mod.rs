@@ -125,6 +125,7 @@ pub struct Metrics {
     reconcile_duration: HistogramFamily<ResultLabel>,
     reconcile_total: Family<ResultLabel, Counter>,
     services: Family<StateLabel, Gauge>,
+    scheduled_tasks: Family<StateLabel, Gauge>,
     service_drift: Family<ServiceLabels, Gauge>,
     git_revision: Family<RevisionLabel, Gauge>,
     /// The label set currently exposed by `git_revision`, so the previous one can be removed.
@@ -173,6 +174,12 @@ impl Metrics {
             "ecsync_services",
             "Managed services, by sync state",
             services.clone(),
+        );
+        let scheduled_tasks = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "ecsync_scheduled_tasks",
+            "Scheduled tasks (EventBridge Scheduler schedules), by sync state",
+            scheduled_tasks.clone(),
         );
         let service_drift = Family::<ServiceLabels, Gauge>::default();
         registry.register(
@@ -259,6 +266,9 @@ impl Metrics {
             let _ = services.get_or_create_owned(&StateLabel {
                 state: state.as_str().to_owned(),
             });
+            let _ = scheduled_tasks.get_or_create_owned(&StateLabel {
+                state: state.as_str().to_owned(),
+            });
         }
         for r in GIT_FETCH_RESULTS {
             let _ = git_fetch.get_or_create_owned(&result(r));
@@ -289,6 +299,7 @@ impl Metrics {
             reconcile_duration,
             reconcile_total,
             services,
+            scheduled_tasks,
             service_drift,
             git_revision,
             current_revision: Mutex::new(None),
@@ -352,6 +363,22 @@ impl Metrics {
                 .map(|(_, n)| *n)
                 .sum();
             self.set_services(state.as_str(), n);
+        }
+    }
+
+    /// Every state of `ecsync_scheduled_tasks`; one missing from `counts` is zero.
+    pub fn set_scheduled_task_states(&self, counts: &[(SyncState, i64)]) {
+        for state in SyncState::ALL {
+            let n = counts
+                .iter()
+                .filter(|(s, _)| *s == state)
+                .map(|(_, n)| *n)
+                .sum();
+            self.scheduled_tasks
+                .get_or_create(&StateLabel {
+                    state: state.as_str().to_owned(),
+                })
+                .set(n);
         }
     }
 
@@ -485,7 +512,7 @@ impl CallObserver for Metrics {
     }
 }
 
-pub const DESIGN_METRIC_NAMES: [&str; 14] = [
+pub const DESIGN_METRIC_NAMES: [&str; 15] = [
     "ecsync_reconcile_duration_seconds",
     "ecsync_reconcile_total",
     "ecsync_services",
@@ -500,6 +527,7 @@ pub const DESIGN_METRIC_NAMES: [&str; 14] = [
     "ecsync_webhook_requests_total",
     "ecsync_notifications_total",
     "ecsync_hook_runs_total",
+    "ecsync_scheduled_tasks",
 ];
 
 /// Families exposed beyond §7.

@@ -6,6 +6,7 @@ mod dependencies;
 pub mod hooks;
 pub mod migration;
 mod outcome;
+pub mod scheduled;
 
 pub use outcome::{PassReport, ServiceOutcome};
 
@@ -64,6 +65,8 @@ impl Reconciler {
             .iter()
             .map(|d| d.key.cluster.clone())
             .chain(set.held.iter().map(|k| k.cluster.clone()))
+            // So a scheduled task's missing cluster is known, not guessed.
+            .chain(set.scheduled.iter().map(|t| t.spec.cluster.clone()))
             .collect();
         let scope = Scope {
             clusters,
@@ -227,6 +230,20 @@ impl Reconciler {
         };
         migration::phase(&phase, &mut report.services).await;
         report.services.sort_by(|a, b| a.plan.key.cmp(&b.plan.key));
+
+        // Schedules after the services: a revision registered above is reused.
+        let phase = scheduled::Phase {
+            clients: &self.clients,
+            metrics: &self.metrics,
+            cache: &self.cache,
+            controller_id: &self.controller_id,
+            mode: self.mode,
+            prune: self.prune,
+            set,
+            observed: &observed,
+            services: &report.services,
+        };
+        report.scheduled = scheduled::phase(&phase).await;
 
         // Decommission runs after the services phase, on the same observation: a
         // migration counts as complete only from the service tags seen this pass.

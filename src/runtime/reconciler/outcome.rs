@@ -82,6 +82,8 @@ pub struct PassReport {
     pub error: Option<String>,
     /// EC2 instances pending decommission and what this pass did about them.
     pub decommission: DecommissionReport,
+    /// `kind: ScheduledTask`: the schedule group and each schedule.
+    pub scheduled: super::scheduled::ScheduledReport,
 }
 
 impl PassReport {
@@ -89,6 +91,7 @@ impl PassReport {
         self.error.is_some()
             || self.services.iter().any(|s| s.state == SyncState::Error)
             || self.decommission.has_errors()
+            || self.scheduled.has_errors()
     }
     pub fn drifted(&self) -> impl Iterator<Item = &ServiceOutcome> {
         self.services

@@ -62,6 +62,10 @@ impl TaskDefinitionCache {
             .unwrap_or_else(|e| e.into_inner())
             .insert(arn, (Arc::new(td), hash, Arc::new(unmanaged), own_tags));
     }
+    /// A described revision's normalised content and hash, if known.
+    pub fn content(&self, arn: &str) -> Option<(Arc<TaskDefinition>, String)> {
+        self.get(arn).map(|(td, hash, ..)| (td, hash))
+    }
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -254,6 +258,22 @@ async fn describe_unknown_task_definitions(
             }
         }
     }
+    describe_task_definitions(clients, wanted, cache).await?;
+    for live in observed.services.values_mut() {
+        if let Some(known) = cache.get(&live.task_definition_arn) {
+            live.task_definition = described(known);
+        }
+    }
+    Ok(())
+}
+
+/// Describe these task definitions (tags included) into the cache: each ARN
+/// once per process, since a revision never changes.
+pub async fn describe_task_definitions(
+    clients: &Clients,
+    wanted: BTreeSet<String>,
+    cache: &TaskDefinitionCache,
+) -> Result<(), AwsError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for arn in wanted {
@@ -286,11 +306,6 @@ async fn describe_unknown_task_definitions(
         normalize::normalize_task_definition(&mut td);
         let hash = task_definition_hash(&td);
         cache.put(arn, td, hash, unmanaged, own_tags);
-    }
-    for live in observed.services.values_mut() {
-        if let Some(known) = cache.get(&live.task_definition_arn) {
-            live.task_definition = described(known);
-        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub fn render(s: &StatusSnapshot, now: SystemTime) -> String {
     let mut b = String::new();
     overview(&mut b, s, now);
     services(&mut b, s);
+    super::scheduled::section(&mut b, s);
     migrations(&mut b, s, now);
     decommission(&mut b, s, now);
     passes(&mut b, s, now);

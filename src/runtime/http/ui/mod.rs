@@ -12,6 +12,7 @@ mod detail;
 mod html;
 mod page;
 mod parts;
+mod scheduled;
 mod time;
 
 #[cfg(test)]
