@@ -122,7 +122,26 @@ pub struct Migration {
     pub from: MigrationSource,
     pub steps: Vec<u8>,
     pub step_interval: String,
+    /// Gates beyond the built-in ones (deployment, target health, interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<MigrationGates>,
     pub decommission: Option<Decommission>,
+}
+
+/// `migration.gates` (DESIGN §3).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrationGates {
+    /// CloudWatch alarm names: any in ALARM fails the gate.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+impl Migration {
+    /// The CloudWatch alarms the migration's gate reads (none: no CloudWatch call).
+    pub fn alarms(&self) -> &[String] {
+        self.gates.as_ref().map_or(&[], |g| g.alarms.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

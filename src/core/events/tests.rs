@@ -190,6 +190,7 @@ fn decision(kind: Kind, stage: usize, percent: u8) -> Decision {
         },
         steps: vec![10, 50, 100],
         step_interval: "1m".into(),
+        gates: None,
         decommission: None,
     };
     let rollout = Rollout::default();
@@ -205,6 +206,7 @@ fn decision(kind: Kind, stage: usize, percent: u8) -> Decision {
         ecs_healthy: 2,
         legacy_healthy: 2,
         legacy_registered: 2,
+        alarms: &Default::default(),
         now: t0(),
     });
     d.kind = kind;

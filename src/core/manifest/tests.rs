@@ -507,3 +507,26 @@ fn an_unknown_ignored_path_is_an_error_at_its_line_naming_the_nearest() {
         ]
     );
 }
+
+#[test]
+fn migration_alarm_gates_are_checked_where_they_are_written() {
+    let text = format!(
+        "{WEB}  migration:\n    listener: arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2\n    from:\n      targetGroup: web-ec2\n      instances: {{tags: {{app: web}}}}\n    steps: [10, 100]\n    stepInterval: 1m\n    gates:\n      alarms: [web-5xx, \"\"]\n"
+    );
+    let msgs = rendered(&one("web.yaml", &text));
+    assert_eq!(
+        msgs,
+        vec![
+            "web.yaml:39:25: spec.migration.gates.alarms[1]: must be a CloudWatch alarm name (1 to 255 characters)"
+        ]
+    );
+    let typo = text.replace("alarms: [web-5xx, \"\"]", "alarm: [web-5xx]");
+    let joined = rendered(&one("web.yaml", &typo)).join("\n");
+    assert!(joined.contains("alarm"), "{joined}");
+    assert!(joined.contains("web.yaml:39:"), "{joined}");
+    let ok = text.replace(", \"\"]", "]");
+    let set = one("web.yaml", &ok);
+    assert!(set.errors.is_empty(), "{:?}", rendered(&set));
+    let m = set.services[0].spec.migration.as_ref().unwrap();
+    assert_eq!(m.alarms(), ["web-5xx".to_string()]);
+}

@@ -288,6 +288,18 @@ fn validate_migration(m: &Migration, path: &FieldPath, p: &mut Problems) {
             "must not be empty".into(),
         ));
     }
+    if let Some(g) = &m.gates {
+        let ap = path.key("gates").key("alarms");
+        for (i, name) in g.alarms.iter().enumerate() {
+            // CloudWatch's AlarmName: 1 to 255 characters.
+            if name.trim().is_empty() || name.len() > 255 {
+                p.push((
+                    ap.index(i),
+                    "must be a CloudWatch alarm name (1 to 255 characters)".into(),
+                ));
+            }
+        }
+    }
     if let Some(d) = &m.decommission {
         let dp = path.key("decommission");
         if let Some(a) = &d.action
