@@ -168,7 +168,23 @@ pub struct ListenerRule {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MigrationSource {
     pub target_group: String,
-    pub instances: InstanceSelector,
+    /// Loose instances of the legacy fleet, by tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceSelector>,
+    /// The Auto Scaling group that keeps the legacy fleet (at least one of
+    /// the two is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+}
+
+impl MigrationSource {
+    /// `instances.tags`; empty when the fleet is only a group.
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        self.instances
+            .as_ref()
+            .map(|i| i.tags.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

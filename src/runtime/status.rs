@@ -19,6 +19,7 @@ use crate::core::manifest::ManifestSet;
 use crate::core::plan::{Action, ServicePlan};
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::reconciler::decommission::InstanceOutcome;
+use crate::runtime::reconciler::groups::GroupOutcome;
 use crate::runtime::reconciler::migration::MigrationReport;
 use crate::runtime::reconciler::{PassReport, ServiceOutcome};
 
@@ -167,6 +168,25 @@ pub struct InstanceStatus {
     pub last_error: Option<String>,
 }
 
+/// An Auto Scaling group in the decommission queue and when its next step acts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub auto_scaling_group: String,
+    /// `pending|draining|ready|stopped|terminating|skipped|released|held`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub action: Option<String>,
+    /// RFC 3339: when the scale-in (or deletion) is due.
+    pub acts_at: Option<String>,
+    /// Why it is held (protection, scale-in protection, lifecycle hooks).
+    pub skipped: Option<String>,
+    pub instances: usize,
+    pub done: Vec<String>,
+    pub message: String,
+    pub last_error: Option<String>,
+}
+
 /// This replica's part: alone, or the leader or a follower under leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +215,9 @@ pub struct StatusSnapshot {
     /// EC2 instances ecsync is decommissioning or has decided to leave alone.
     #[serde(default)]
     pub decommission: Vec<InstanceStatus>,
+    /// Auto Scaling groups ecsync is decommissioning or holds.
+    #[serde(default)]
+    pub decommission_groups: Vec<GroupStatus>,
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
@@ -213,6 +236,7 @@ impl StatusSnapshot {
             last_pass: None,
             services: Vec::new(),
             decommission: Vec::new(),
+            decommission_groups: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -271,7 +295,32 @@ pub fn snapshot(
         .iter()
         .map(|i| instance_status(i, report.decommission.error.as_deref()))
         .collect();
+    snapshot.decommission_groups = report
+        .decommission
+        .groups
+        .iter()
+        .map(|g| group_status(g, report.decommission.error.as_deref()))
+        .collect();
     snapshot
+}
+
+/// One Auto Scaling group in the decommission queue.
+pub fn group_status(g: &GroupOutcome, phase_error: Option<&str>) -> GroupStatus {
+    GroupStatus {
+        auto_scaling_group: g.plan.group.clone(),
+        state: g.plan.state.as_str().to_string(),
+        reason: g.plan.why.as_ref().map(ToString::to_string),
+        action: g.plan.action.map(|a| a.as_str().to_string()),
+        acts_at: g
+            .plan
+            .acts_at
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        skipped: g.plan.skipped.as_ref().map(ToString::to_string),
+        instances: g.plan.instances,
+        done: g.done.iter().map(|s| s.to_string()).collect(),
+        message: g.plan.message.clone(),
+        last_error: g.error.clone().or_else(|| phase_error.map(str::to_string)),
+    }
 }
 
 /// One service as `/status` shows it; `pass_error` is the whole pass's error.
@@ -496,6 +545,7 @@ mod tests {
                 message: "stop at 2025-01-02T04:00:00Z".into(),
                 last_error: None,
             }],
+            decommission_groups: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -548,6 +598,7 @@ mod tests {
                     "message": "stop at 2025-01-02T04:00:00Z",
                     "lastError": null
                 }],
+                "decommissionGroups": [],
                 "passes": []
             })
         );
@@ -560,6 +611,7 @@ mod tests {
         let o = v.as_object_mut().unwrap();
         o.remove("commit");
         o.remove("passes");
+        o.remove("decommissionGroups");
         o["lastPass"].as_object_mut().unwrap().remove("kind");
         let svc = o["services"][0].as_object_mut().unwrap();
         svc.remove("pending");

@@ -184,9 +184,10 @@ fn decision(kind: Kind, stage: usize, percent: u8) -> Decision {
         listener: ListenerRef::Arn("arn:aws:elasticloadbalancing:l".into()),
         from: MigrationSource {
             target_group: "web-ec2".into(),
-            instances: InstanceSelector {
+            instances: Some(InstanceSelector {
                 tags: BTreeMap::new(),
-            },
+            }),
+            auto_scaling_group: None,
         },
         steps: vec![10, 50, 100],
         step_interval: "1m".into(),

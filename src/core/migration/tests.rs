@@ -13,9 +13,10 @@ fn migration() -> Migration {
         listener: ListenerRef::Arn("arn:aws:elasticloadbalancing:l".into()),
         from: MigrationSource {
             target_group: "web-ec2".into(),
-            instances: InstanceSelector {
+            instances: Some(InstanceSelector {
                 tags: BTreeMap::from([("app".into(), "web".into())]),
-            },
+            }),
+            auto_scaling_group: None,
         },
         steps: vec![10, 50, 100],
         step_interval: "1m".into(),

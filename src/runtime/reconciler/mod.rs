@@ -2,6 +2,7 @@
 //! (one pass) and `ecsync run` (a pass per trigger).
 
 pub mod decommission;
+pub mod groups;
 pub mod migration;
 mod outcome;
 

@@ -110,6 +110,7 @@ fn snapshot() -> StatusSnapshot {
             message: "stop at 2023-11-14T22:17:20Z".into(),
             last_error: None,
         }],
+        decommission_groups: Vec::new(),
         passes: vec![PassSummary {
             pass_id: 7,
             started_at: "2023-11-14T22:13:10Z".into(),
