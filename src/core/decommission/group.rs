@@ -353,7 +353,11 @@ pub fn plan_groups(fleet: &FleetInput, budget: usize) -> Vec<GroupPlan> {
                 from.checked_add(delay).unwrap_or(from)
             })
             .max();
-        let grace_over = pending_since.checked_add(c.after).unwrap_or(pending_since);
+        // Once scaled in, `after` has been served: the clock is then when it was.
+        let grace_over = match clock {
+            Some(k) if k.phase != Phase::Pending => k.since,
+            _ => pending_since.checked_add(c.after).unwrap_or(pending_since),
+        };
         let acts_at = drained_at.map_or(grace_over, |d| d.max(grace_over));
         plan.acts_at = Some(acts_at);
         let scaled = g.min_size == 0 && g.desired_capacity == 0;

@@ -178,6 +178,7 @@ fn a_group_goes_through_suspend_detach_drain_scale_in_and_delete() {
             .message
             .contains("2 instance(s) still terminating")
     );
+    assert_eq!(only(&plans).acts_at, Some(t(700)), "when it was scaled in");
     // Empty: deleted.
     let mut g = g;
     g.instances.clear();
