@@ -6,8 +6,9 @@
 # 1. installs moto (`pip install 'moto[server]'`) if moto_server is missing;
 # 2. starts moto_server on 127.0.0.1:${ECSYNC_DEMO_PORT:-5555} (stopped when this script exits);
 # 3. seeds it with scripts/seed_demo.py: cluster `demo`, an ALB `web` whose port-80 listener
-#    forwards to target group `web-ec2`, three legacy EC2 instances tagged app=web registered
-#    there, and an empty `ip` target group `web-ecs` for the ECS service;
+#    forwards to target group `web-ec2`, the legacy fleet there (three instances tagged app=web
+#    and the Auto Scaling group `web-asg` of two more), the CloudWatch alarm `web-5xx` that gates the migration, and an `ip`
+#    target group `web-ecs` for the ECS service;
 # 4. builds ecsync and runs
 #      ecsync run --repo REPO_ROOT --path manifests/demo --interval 10s --log-format text ARGS...
 #    with the AWS environment pointing at moto (never at a real AWS account).

@@ -10,7 +10,9 @@ What it creates (account 123456789012, us-east-1):
 * an internet-facing ALB ``web`` in those subnets with target groups ``web-ecs`` (target type
   ``ip``, for the ECS service) and ``web-ec2`` (target type ``instance``), and a listener on port
   80 forwarding everything to ``web-ec2``;
-* three EC2 instances tagged ``app=web`` registered in ``web-ec2`` (the legacy fleet).
+* the legacy fleet in ``web-ec2``: three EC2 instances tagged ``app=web``, and an Auto Scaling
+  group ``web-asg`` of two more (launch template ``web-lt``) attached to it;
+* a CloudWatch alarm ``web-5xx`` on the ALB's target 5xx count (state OK), the migration's gate.
 
 moto 5.2 cannot be told which IDs to give a VPC, subnet or security group (its ``_custom_id_``
 tag is not wired into EC2), and its ECS checks that every subnet and security group in an
@@ -163,6 +165,39 @@ def main() -> int:
         Targets=[{"Id": i, "Port": 80} for i in instance_ids],
     )
 
+    # The rest of the legacy fleet, as it usually is: an Auto Scaling group behind the
+    # target group (Auto Scaling registers its instances there itself).
+    ec2.create_launch_template(
+        LaunchTemplateName="web-lt",
+        LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro", "SecurityGroupIds": [sg_id]},
+    )
+    autoscaling = client("autoscaling", endpoint)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="web-asg",
+        LaunchTemplate={"LaunchTemplateName": "web-lt"},
+        MinSize=2,
+        MaxSize=4,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=subnet_ids[0],
+        TargetGroupARNs=[tgs["web-ec2"]],
+        Tags=[{"Key": "Name", "Value": "web-legacy", "PropagateAtLaunch": True}],
+    )
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web-asg"])
+    group_ids = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+    # The gate that sees what target health cannot: HTTP 500s from the new side.
+    client("cloudwatch", endpoint).put_metric_alarm(
+        AlarmName="web-5xx",
+        Namespace="AWS/ApplicationELB",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Dimensions=[{"Name": "LoadBalancer", "Value": lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
     # moto places no ECS tasks, so nothing would ever register in web-ecs; two IP
     # targets stand in for the service's tasks and let the migration's
     # ecs-healthy gate pass, as it would once ECS had started them.
@@ -181,6 +216,8 @@ def main() -> int:
     for name, arn in tgs.items():
         print(f"  target group   {name:8} {arn}")
     print(f"  instances      {' '.join(instance_ids)}  (app=web, registered in web-ec2)")
+    print(f"  auto scaling   web-asg (launch template web-lt): {' '.join(group_ids)}  (in web-ec2)")
+    print("  alarm          web-5xx  (OK; aws cloudwatch set-alarm-state to trip it)")
     print("  ip targets     172.31.0.10 172.31.16.10  (stand-ins for ECS tasks, in web-ecs)")
     return 0
 

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use ecsync::core::decommission::{
-    ASG_TAG, DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, InstanceInput,
-    InstancePlan, InstanceState, MigrationInput, PRUNE_GRACE, Protection, Registration, Step,
-    TargetGroupInput, TargetState, plan_decommission,
+    ASG_TAG, DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, GroupInput,
+    GroupInstance, GroupPlan, GroupStep, InstanceInput, InstancePlan, InstanceState,
+    MigrationInput, PRUNE_GRACE, Protection, Registration, Step, TargetGroupInput, TargetState,
+    plan_decommission, plan_groups,
 };
 use ecsync::core::model::ServiceKey;
 use proptest::prelude::*;
@@ -18,6 +19,8 @@ use proptest::prelude::*;
 const NOW: u64 = 10_000;
 const TGS: [&str; 4] = ["legacy-a", "legacy-b", "ecs-managed", "foreign"];
 const APPS: [&str; 3] = ["a", "b", "c"];
+/// Auto Scaling groups: the last one no migration ever names.
+const GROUPS: [&str; 3] = ["asg-a", "asg-b", "asg-z"];
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000 + secs)
@@ -46,30 +49,34 @@ fn migration() -> impl Strategy<Value = MigrationInput> {
         proptest::option::of(0..NOW),
         any::<bool>(),
         0..TGS.len(),
+        proptest::option::of(0..2usize),
     )
-        .prop_map(|(app, tier, decom, completed, report_only, legacy)| {
-            let mut selector = BTreeMap::from([("app".to_string(), APPS[app].to_string())]);
-            if let Some(tier) = tier {
-                selector.insert("tier".into(), tier.to_string());
-            }
-            MigrationInput {
-                service: svc(APPS[app]),
-                selector,
-                legacy_target_group: Some(arn(TGS[legacy])),
-                decommission: decom.map(|(terminate, after)| {
-                    (
-                        if terminate {
-                            DecommissionAction::Terminate
-                        } else {
-                            DecommissionAction::Stop
-                        },
-                        Duration::from_secs(after),
-                    )
-                }),
-                completed_since: completed.map(t),
-                report_only,
-            }
-        })
+        .prop_map(
+            |(app, tier, decom, completed, report_only, legacy, group)| {
+                let mut selector = BTreeMap::from([("app".to_string(), APPS[app].to_string())]);
+                if let Some(tier) = tier {
+                    selector.insert("tier".into(), tier.to_string());
+                }
+                MigrationInput {
+                    service: svc(APPS[app]),
+                    selector,
+                    auto_scaling_group: group.map(|g| GROUPS[g].to_string()),
+                    legacy_target_group: Some(arn(TGS[legacy])),
+                    decommission: decom.map(|(terminate, after)| {
+                        (
+                            if terminate {
+                                DecommissionAction::Terminate
+                            } else {
+                                DecommissionAction::Stop
+                            },
+                            Duration::from_secs(after),
+                        )
+                    }),
+                    completed_since: completed.map(t),
+                    report_only,
+                }
+            },
+        )
 }
 
 fn instance(n: usize) -> impl Strategy<Value = InstanceInput> {
@@ -163,6 +170,83 @@ fn instance(n: usize) -> impl Strategy<Value = InstanceInput> {
         )
 }
 
+fn group(n: usize) -> impl Strategy<Value = GroupInput> {
+    let clock = prop_oneof![
+        3 => Just(None),
+        2 => (0..NOW + 100).prop_map(|at| Some(clock_tag("pending", at))),
+        1 => (0..NOW).prop_map(|at| Some(clock_tag("stopped", at))),
+        1 => Just(Some("garbage".to_string())),
+    ];
+    (
+        clock,
+        proptest::collection::vec(any::<bool>(), 6),
+        (0..3i32, 0..3i32),
+        proptest::collection::vec(any::<bool>(), 0..3),
+        proptest::collection::btree_set(0..TGS.len(), 0..3),
+        prop_oneof![3 => Just(Some(Vec::new())), 1 => Just(Some(vec!["hook".to_string()])), 1 => Just(None)],
+        proptest::collection::vec((0..TGS.len(), any::<bool>()), 0..3),
+        proptest::collection::btree_set(prop_oneof![Just("Launch"), Just("AZRebalance")], 0..2),
+    )
+        .prop_map(
+            move |(clock, flags, (min, desired), instances, tgs, hooks, regs, suspended)| {
+                let mut tags = BTreeMap::new();
+                if let Some(c) = clock {
+                    tags.insert("ecsync.io/decommission".to_string(), c);
+                }
+                if flags[0] {
+                    tags.insert("ecsync.io/protect".into(), "true".into());
+                }
+                if flags[1] {
+                    tags.insert(
+                        "ecsync.io/decommission-by".into(),
+                        if flags[2] { "ecsync" } else { "other" }.into(),
+                    );
+                }
+                if flags[3] {
+                    tags.insert(
+                        "ecsync.io/decommission-left".into(),
+                        "legacy-a,foreign".into(),
+                    );
+                    tags.insert(
+                        "ecsync.io/decommission-suspended".into(),
+                        "Launch,HealthCheck".into(),
+                    );
+                }
+                GroupInput {
+                    name: GROUPS[n].to_string(),
+                    tags,
+                    min_size: min,
+                    desired_capacity: desired,
+                    suspended: suspended.into_iter().map(String::from).collect(),
+                    target_group_arns: tgs.into_iter().map(|i| arn(TGS[i])).collect(),
+                    load_balancer_names: if flags[4] { vec!["classic".into()] } else { Vec::new() },
+                    instances: instances
+                        .iter()
+                        .enumerate()
+                        .map(|(i, protected)| GroupInstance {
+                            id: format!("i-{n}{i}"),
+                            protected_from_scale_in: *protected,
+                        })
+                        .collect(),
+                    terminating_hooks: hooks,
+                    registrations: regs
+                        .into_iter()
+                        .map(|(tg, draining)| Registration {
+                            target_group_arn: arn(TGS[tg]),
+                            port: Some(80),
+                            state: if draining {
+                                TargetState::Draining
+                            } else {
+                                TargetState::Healthy
+                            },
+                        })
+                        .collect(),
+                    deleting: flags[5],
+                }
+            },
+        )
+}
+
 fn fleet() -> impl Strategy<Value = FleetInput> {
     (
         proptest::collection::vec(migration(), 0..4),
@@ -208,9 +292,70 @@ fn fleet() -> impl Strategy<Value = FleetInput> {
                         })
                         .collect(),
                     instances,
+                    groups: Vec::new(),
                 }
             },
         )
+}
+
+/// A fleet with Auto Scaling groups in the mix.
+fn fleet_with_groups() -> impl Strategy<Value = FleetInput> {
+    (
+        fleet(),
+        proptest::collection::vec(any::<bool>(), GROUPS.len()),
+    )
+        .prop_flat_map(|(f, present)| {
+            let groups: Vec<_> = present
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| **p)
+                .map(|(i, _)| group(i))
+                .collect();
+            (Just(f), groups).prop_map(|(mut f, groups)| {
+                f.groups = groups;
+                f
+            })
+        })
+}
+
+/// DESIGN §5 for a group: every migration naming it is complete, has a
+/// decommission block and is not report-only; and at least one names it.
+fn group_eligible(f: &FleetInput, g: &GroupInput) -> Option<(Duration, bool, BTreeSet<String>)> {
+    let naming: Vec<&MigrationInput> = f
+        .migrations
+        .iter()
+        .filter(|m| m.auto_scaling_group.as_deref() == Some(g.name.as_str()))
+        .collect();
+    if naming.is_empty() {
+        return None;
+    }
+    let mut after = Duration::ZERO;
+    let mut terminate = true;
+    let mut legacy = BTreeSet::new();
+    for m in naming {
+        m.completed_since.filter(|c| *c <= f.now)?;
+        let (action, a) = m.decommission?;
+        if m.report_only {
+            return None;
+        }
+        after = after.max(a);
+        terminate &= action == DecommissionAction::Terminate;
+        legacy.extend(m.legacy_target_group.iter().cloned());
+    }
+    Some((after, terminate, legacy))
+}
+
+fn group_destructive(p: &GroupPlan) -> bool {
+    p.steps.iter().any(|s| {
+        matches!(
+            s,
+            GroupStep::Tag { .. }
+                | GroupStep::Suspend { .. }
+                | GroupStep::Detach { .. }
+                | GroupStep::ScaleToZero
+                | GroupStep::Delete
+        )
+    })
 }
 
 /// DESIGN §5, restated: the migrations that may decommission `inst`, or `None`
@@ -360,6 +505,88 @@ proptest! {
         // Plans name each instance at most once.
         let ids: BTreeSet<&str> = plans.iter().map(|p| p.instance_id.as_str()).collect();
         prop_assert_eq!(ids.len(), plans.len());
+    }
+
+    #[test]
+    fn no_group_outside_the_rules_is_ever_touched(f in fleet_with_groups()) {
+        let instances = plan_decommission(&f);
+        let used = instances.iter().filter(|p| p.final_action().is_some()).count();
+        let plans = plan_groups(&f, f.max_per_pass.saturating_sub(used));
+        let by_name: BTreeMap<&str, &GroupInput> =
+            f.groups.iter().map(|g| (g.name.as_str(), g)).collect();
+        // Instances of a group a migration names are never touched one by one.
+        for p in &instances {
+            let inst = f.instances.iter().find(|i| i.id == p.instance_id).unwrap();
+            if let Some(g) = inst.tags.get(ASG_TAG) && by_name.contains_key(g.as_str()) {
+                prop_assert!(p.final_action().is_none(), "{p:?}");
+            }
+        }
+        let mut acted = used;
+        for p in plans.iter().filter(|p| !p.report_only) {
+            let g = by_name[p.group.as_str()];
+            prop_assert!(g.tags.get("ecsync.io/decommission-by").is_none_or(|b| b == "ecsync"), "{p:?}");
+            let protected = g.tags.get("ecsync.io/protect").map(String::as_str) == Some("true");
+            if protected {
+                prop_assert!(p.steps.is_empty(), "protected group touched: {p:?}");
+            }
+            if !group_destructive(p) {
+                // Release: only what ecsync recorded, only on groups it tagged.
+                for s in &p.steps {
+                    prop_assert!(g.tags.contains_key("ecsync.io/decommission"), "{p:?}");
+                    match s {
+                        GroupStep::Resume { processes } => {
+                            let rec = g.tags.get("ecsync.io/decommission-suspended").cloned().unwrap_or_default();
+                            prop_assert!(processes.iter().all(|x| rec.split(',').any(|r| r == x)), "{p:?}");
+                        }
+                        GroupStep::Attach { target_group_arn } => {
+                            let rec = g.tags.get("ecsync.io/decommission-left").cloned().unwrap_or_default();
+                            let name = &f.target_groups[target_group_arn].name;
+                            prop_assert!(rec.split(',').any(|r| r == name), "{p:?}");
+                        }
+                        GroupStep::Untag { keys } => {
+                            prop_assert!(keys.iter().all(|k| k.starts_with("ecsync.io/decommission")), "{p:?}");
+                        }
+                        _ => prop_assert!(false, "{p:?}"),
+                    }
+                }
+                continue;
+            }
+            let e = group_eligible(&f, g);
+            prop_assert!(e.is_some(), "not eligible under §5 but touched: {p:?}\n{g:?}");
+            let (after, terminate, legacy) = e.unwrap();
+            prop_assert!(!protected, "{p:?}");
+            prop_assert!(g.instances.iter().all(|i| !i.protected_from_scale_in), "scale-in protection: {p:?}");
+            prop_assert!(g.terminating_hooks.as_ref().is_some_and(Vec::is_empty), "hooks: {p:?}");
+            prop_assert!(g.load_balancer_names.is_empty(), "{p:?}");
+            prop_assert!(!g.deleting, "{p:?}");
+            for arn in &g.target_group_arns {
+                prop_assert!(legacy.contains(arn), "serves a group the migration does not name: {p:?}");
+            }
+            for s in &p.steps {
+                match s {
+                    GroupStep::ScaleToZero | GroupStep::Delete => {
+                        acted += 1;
+                        let clock = g.tags.get("ecsync.io/decommission").and_then(|c| {
+                            let (_, at) = c.split_once('@')?;
+                            humantime::parse_rfc3339(at).ok()
+                        });
+                        prop_assert!(clock.is_some(), "acted in the pass that started the clock: {p:?}");
+                        prop_assert!(clock.unwrap() + after <= f.now, "before the grace period: {p:?}");
+                        prop_assert!(g.registrations.is_empty() && g.target_group_arns.is_empty(), "not drained: {p:?}");
+                        if *s == GroupStep::Delete {
+                            prop_assert!(terminate, "{p:?}");
+                            prop_assert!(g.instances.is_empty() && g.min_size == 0 && g.desired_capacity == 0, "{p:?}");
+                        }
+                    }
+                    GroupStep::Tag { tags } => {
+                        prop_assert!(tags.keys().all(|k| k.starts_with("ecsync.io/decommission")), "{p:?}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        prop_assert!(acted <= f.max_per_pass, "{acted} > cap {}", f.max_per_pass);
+        prop_assert_eq!(plan_groups(&f, f.max_per_pass), plan_groups(&f, f.max_per_pass));
     }
 
     /// The planner is a function of its input: the same fleet, the same decisions.

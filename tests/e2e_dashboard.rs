@@ -25,10 +25,8 @@ fn web_yaml() -> String {
     let mut yaml = demo.clone();
     for (from, to) in [
         ("steps: [10, 50, 100]", "steps: [50, 100]"),
-        (
-            "stepInterval: 30s",
-            "stepInterval: 2s\n    decommission: {action: stop, after: 1h}",
-        ),
+        ("stepInterval: 30s", "stepInterval: 2s"),
+        ("after: 30s", "after: 1h"),
     ] {
         assert!(
             yaml.contains(from),

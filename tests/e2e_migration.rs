@@ -706,3 +706,139 @@ async fn after_bounded_rollbacks_it_holds_until_the_manifest_changes() {
     apply("advance_traffic");
     assert_eq!(f.percent().await, 10);
 }
+
+/// Gate the manifest's migration on `alarms` (CloudWatch alarm names).
+fn with_alarms(f: &Fleet, alarms: &[&str]) {
+    let path = f.repo.path().join("services/web.yaml");
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    let gated = text.replace(
+        "    stepInterval:",
+        &format!(
+            "    gates: {{alarms: [{}]}}\n    stepInterval:",
+            alarms.join(", ")
+        ),
+    );
+    assert_ne!(gated, text, "no stepInterval line to put the gate beside");
+    f.repo.write("services/web.yaml", &gated);
+    f.repo.commit("gate the migration on alarms");
+}
+
+/// A metric alarm (moto starts it OK).
+async fn put_alarm(f: &Fleet, name: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    f.moto
+        .cloudwatch()
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+async fn set_alarm(f: &Fleet, name: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+    f.moto
+        .cloudwatch()
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarm_gate_holds_rolls_back_and_names_a_missing_alarm() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    let f = fleet("[10, 50, 100]", "1s", None).await;
+    with_alarms(&f, &["web-5xx", "web-latency"]);
+    put_alarm(&f, "web-5xx").await;
+    f.ecs_tasks_healthy().await;
+    let apply = |args: &[&str], want: &str| {
+        let (code, out) = f.run(args);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(want), "expected {want:?}:\n{out}");
+        out
+    };
+    apply(&["apply"], "create_service");
+
+    // web-latency does not exist: a configuration error, held and shown.
+    let missing = "configuration error: no CloudWatch alarm named web-latency";
+    apply(&["apply", "--dry-run"], missing);
+    let (code, out) = f.run(&["diff"]);
+    assert!(out.contains(missing), "diff ({code}):\n{out}");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut d = f.daemon(&addr);
+    let shown = wait_until_async(Duration::from_secs(30), async || {
+        status_of(&addr).is_some_and(|s| {
+            s["state"] == "Degraded"
+                && s["migration"]["gates"].as_array().is_some_and(|g| {
+                    g.iter().any(|g| {
+                        g["name"] == "alarms"
+                            && g["passed"] == false
+                            && g["detail"].as_str().is_some_and(|t| t.contains(missing))
+                    })
+                })
+        })
+    })
+    .await;
+    assert!(shown, "{:?}\n{}", status_of(&addr), d.logs());
+    d.kill();
+    assert_eq!(f.percent().await, 0, "moved with an alarm missing");
+
+    // INSUFFICIENT_DATA holds without being an error.
+    put_alarm(&f, "web-latency").await;
+    set_alarm(&f, "web-latency", StateValue::InsufficientData).await;
+    let out = apply(&["apply"], "INSUFFICIENT_DATA: web-latency");
+    assert!(!out.contains("advance_traffic"), "{out}");
+    assert_eq!(f.percent().await, 0);
+
+    // Both OK: the first step.
+    set_alarm(&f, "web-latency", StateValue::Ok).await;
+    apply(&["apply"], "advance_traffic");
+    assert_eq!(f.percent().await, 10);
+
+    // ALARM (HTTP 500s that target health never sees): rolled back, counted.
+    set_alarm(&f, "web-5xx", StateValue::Alarm).await;
+    apply(&["apply", "--dry-run"], "in ALARM: web-5xx");
+    assert_eq!(f.percent().await, 10, "a dry run moved traffic");
+    apply(&["apply"], "rollback_traffic");
+    assert_eq!(f.percent().await, 0);
+    let tags = f.service_tags().await;
+    assert!(
+        tags.get("ecsync.io/migration-rollbacks")
+            .is_some_and(|v| v.starts_with("1@")),
+        "{tags:?}"
+    );
+    // Still in ALARM: no step forward from 0%.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = apply(&["apply"], "in ALARM: web-5xx");
+    assert!(!out.contains("advance_traffic"), "{out}");
+    assert_eq!(f.percent().await, 0);
+
+    // OK again: it resumes after the step interval.
+    set_alarm(&f, "web-5xx", StateValue::Ok).await;
+    apply(&["apply"], "advance_traffic");
+    assert_eq!(f.percent().await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_cloudwatch_call_without_alarm_gates() {
+    let f = fleet("[10, 50, 100]", "60s", None).await;
+    f.ecs_tasks_healthy().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut watch = Watch::default();
+    let d = f.daemon(&addr);
+    watch.until(&f, 10, Duration::from_secs(30), &d).await;
+    let (_, metrics) = http_get(&addr, "/metrics");
+    assert!(metrics.contains("DescribeTargetHealth"), "{metrics}");
+    assert!(!metrics.contains("DescribeAlarms"), "{metrics}");
+    assert!(!metrics.to_lowercase().contains("autoscaling"), "{metrics}");
+}

@@ -145,6 +145,29 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
             let _ = writeln!(out, "    error: {e}");
         }
     }
+    for g in &d.groups {
+        let p = &g.plan;
+        let _ = write!(out, "~ auto scaling group {} {}", p.group, p.state.as_str());
+        if let Some(a) = p.action {
+            let _ = write!(out, " ({})", a.as_str());
+        }
+        let _ = writeln!(out);
+        if let Some(why) = &p.why {
+            let _ = writeln!(out, "    because: {why}");
+        }
+        if !p.message.is_empty() {
+            let _ = writeln!(out, "    {}", p.message);
+        }
+        if acted && !g.done.is_empty() {
+            let _ = writeln!(out, "    did: {}", g.done.join(", "));
+        } else if !p.steps.is_empty() {
+            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
+            let _ = writeln!(out, "    would: {}", names.join(", "));
+        }
+        if let Some(e) = &g.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    }
 }
 
 /// Scheduled tasks: the group, then each schedule's drift and what the pass

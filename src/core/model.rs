@@ -135,7 +135,26 @@ pub struct Migration {
     pub from: MigrationSource,
     pub steps: Vec<u8>,
     pub step_interval: String,
+    /// Gates beyond the built-in ones (deployment, target health, interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<MigrationGates>,
     pub decommission: Option<Decommission>,
+}
+
+/// `migration.gates` (DESIGN §3).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrationGates {
+    /// CloudWatch alarm names: any in ALARM fails the gate.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+impl Migration {
+    /// The CloudWatch alarms the migration's gate reads (none: no CloudWatch call).
+    pub fn alarms(&self) -> &[String] {
+        self.gates.as_ref().map_or(&[], |g| g.alarms.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +181,23 @@ pub struct ListenerRule {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MigrationSource {
     pub target_group: String,
-    pub instances: InstanceSelector,
+    /// Loose instances of the legacy fleet, by tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceSelector>,
+    /// The Auto Scaling group that keeps the legacy fleet (at least one of
+    /// the two is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+}
+
+impl MigrationSource {
+    /// `instances.tags`; empty when the fleet is only a group.
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        self.instances
+            .as_ref()
+            .map(|i| i.tags.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -34,6 +34,9 @@ pub const DECOMMISSION_FOR: &str = "ecsync.io/decommission-for";
 pub const DECOMMISSION_LEFT: &str = "ecsync.io/decommission-left";
 /// On an EC2 instance ecsync owns (with `managed-by`): the `<cluster>/<service>` it
 /// serves. When that service leaves Git, `--prune` decommissions the instance.
+/// On an Auto Scaling group: the processes ecsync suspended (comma-separated),
+/// resumed if the group stops being a decommission candidate.
+pub const DECOMMISSION_SUSPENDED: &str = "ecsync.io/decommission-suspended";
 pub const INSTANCE_SERVICE: &str = "ecsync.io/service";
 /// `<family>:<revision>@<content hash>` of the task definition ecsync last put
 /// on the service: while the service still runs that revision, its content is

@@ -21,6 +21,7 @@ use crate::core::manifest::ManifestSet;
 use crate::core::plan::{Action, ServicePlan};
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::reconciler::decommission::InstanceOutcome;
+use crate::runtime::reconciler::groups::GroupOutcome;
 use crate::runtime::reconciler::migration::MigrationReport;
 use crate::runtime::reconciler::{PassReport, ServiceOutcome};
 
@@ -173,6 +174,25 @@ pub struct InstanceStatus {
     pub last_error: Option<String>,
 }
 
+/// An Auto Scaling group in the decommission queue and when its next step acts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub auto_scaling_group: String,
+    /// `pending|draining|ready|stopped|terminating|skipped|released|held`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub action: Option<String>,
+    /// RFC 3339: when the scale-in (or deletion) is due.
+    pub acts_at: Option<String>,
+    /// Why it is held (protection, scale-in protection, lifecycle hooks).
+    pub skipped: Option<String>,
+    pub instances: usize,
+    pub done: Vec<String>,
+    pub message: String,
+    pub last_error: Option<String>,
+}
+
 /// This replica's part: alone, or the leader or a follower under leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,6 +224,9 @@ pub struct StatusSnapshot {
     /// `kind: ScheduledTask`: each schedule in the group `ecsync-<controller-id>`.
     #[serde(default)]
     pub scheduled_tasks: Vec<ScheduledTaskStatus>,
+    /// Auto Scaling groups ecsync is decommissioning or holds.
+    #[serde(default)]
+    pub decommission_groups: Vec<GroupStatus>,
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
@@ -223,6 +246,7 @@ impl StatusSnapshot {
             services: Vec::new(),
             decommission: Vec::new(),
             scheduled_tasks: Vec::new(),
+            decommission_groups: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -287,7 +311,32 @@ pub fn snapshot(
         .iter()
         .map(|t| scheduled_task_status(t, set, report.scheduled.error.as_deref()))
         .collect();
+    snapshot.decommission_groups = report
+        .decommission
+        .groups
+        .iter()
+        .map(|g| group_status(g, report.decommission.error.as_deref()))
+        .collect();
     snapshot
+}
+
+/// One Auto Scaling group in the decommission queue.
+pub fn group_status(g: &GroupOutcome, phase_error: Option<&str>) -> GroupStatus {
+    GroupStatus {
+        auto_scaling_group: g.plan.group.clone(),
+        state: g.plan.state.as_str().to_string(),
+        reason: g.plan.why.as_ref().map(ToString::to_string),
+        action: g.plan.action.map(|a| a.as_str().to_string()),
+        acts_at: g
+            .plan
+            .acts_at
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        skipped: g.plan.skipped.as_ref().map(ToString::to_string),
+        instances: g.plan.instances,
+        done: g.done.iter().map(|s| s.to_string()).collect(),
+        message: g.plan.message.clone(),
+        last_error: g.error.clone().or_else(|| phase_error.map(str::to_string)),
+    }
 }
 
 /// One service as `/status` shows it; `pass_error` is the whole pass's error.
@@ -522,6 +571,7 @@ mod tests {
                 last_error: None,
             }],
             scheduled_tasks: Vec::new(),
+            decommission_groups: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -575,6 +625,7 @@ mod tests {
                     "lastError": null
                 }],
                 "scheduledTasks": [],
+                "decommissionGroups": [],
                 "passes": []
             })
         );
@@ -588,6 +639,7 @@ mod tests {
         o.remove("commit");
         o.remove("passes");
         o.remove("scheduledTasks");
+        o.remove("decommissionGroups");
         o["lastPass"].as_object_mut().unwrap().remove("kind");
         let svc = o["services"][0].as_object_mut().unwrap();
         svc.remove("pending");

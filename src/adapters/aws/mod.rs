@@ -1,6 +1,8 @@
 //! AWS, one module per service: clients, reads that return plain data, and
 //! the mutating calls the runtime asks for. What to do is decided in the core.
 
+pub mod autoscaling;
+pub mod cloudwatch;
 pub mod convert;
 pub mod ec2;
 pub mod ecs;

@@ -12,6 +12,8 @@ pub struct MigrationInput {
     pub service: ServiceKey,
     /// `from.instances.tags`; an empty selector matches nothing.
     pub selector: BTreeMap<String, String>,
+    /// `from.autoScalingGroup`: the group that keeps the legacy fleet.
+    pub auto_scaling_group: Option<String>,
     /// ARN of `from.targetGroup`, when it exists.
     pub legacy_target_group: Option<String>,
     /// `None`: the manifest has no `decommission` block, so its instances stay.
@@ -191,4 +193,6 @@ pub struct FleetInput {
     /// By ARN.
     pub target_groups: BTreeMap<String, TargetGroupInput>,
     pub instances: Vec<InstanceInput>,
+    /// Auto Scaling groups named by migrations or carrying ecsync's clock.
+    pub groups: Vec<super::GroupInput>,
 }

@@ -38,10 +38,14 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 mod candidacy;
+mod group;
 mod input;
 mod output;
 
 use candidacy::{Candidacy, candidacy, skip_reason};
+pub use group::{
+    GroupInput, GroupInstance, GroupPlan, GroupStep, SUSPENDED_PROCESSES, plan_groups,
+};
 pub use input::*;
 pub use output::*;
 
@@ -157,6 +161,15 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
             message: String::new(),
         };
 
+        // The group a migration names decides for its instances (group.rs).
+        if inst
+            .tags
+            .get(ASG_TAG)
+            .is_some_and(|g| fleet.groups.iter().any(|fg| fg.name == *g))
+            && clock_tag.is_none()
+        {
+            continue;
+        }
         let c = match candidacy(fleet, inst) {
             Candidacy::Candidate(c) => c,
             Candidacy::Not(why_not) => {

@@ -65,6 +65,23 @@ pub enum SkipReason {
     },
     /// Too many registrations to record in one tag (256 characters).
     TooManyRegistrations,
+    /// An instance of the group is protected from scale-in.
+    #[serde(rename_all = "camelCase")]
+    ScaleInProtection {
+        instance: String,
+    },
+    /// Lifecycle hooks on termination would hold the instances.
+    #[serde(rename_all = "camelCase")]
+    LifecycleHooks {
+        hooks: String,
+    },
+    /// DescribeLifecycleHooks did not answer.
+    LifecycleHooksUnknown,
+    /// The group also serves a Classic Load Balancer.
+    #[serde(rename_all = "camelCase")]
+    ClassicLoadBalancer {
+        name: String,
+    },
 }
 
 impl std::fmt::Display for SkipReason {
@@ -84,6 +101,17 @@ impl std::fmt::Display for SkipReason {
             ),
             Self::TooManyRegistrations => {
                 f.write_str("registered in too many target groups to record them in a tag")
+            }
+            Self::ScaleInProtection { instance } => {
+                write!(f, "instance {instance} is protected from scale-in")
+            }
+            Self::LifecycleHooks { hooks } => write!(
+                f,
+                "lifecycle hooks on termination would hold its instances: {hooks}"
+            ),
+            Self::LifecycleHooksUnknown => f.write_str("could not read its lifecycle hooks"),
+            Self::ClassicLoadBalancer { name } => {
+                write!(f, "also serves Classic Load Balancer {name}")
             }
         }
     }
@@ -212,7 +240,10 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
     s.collect_str(&humantime::format_rfc3339_seconds(*t))
 }
 
-fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn opt_rfc3339<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => rfc3339(t, s),
         None => s.serialize_none(),

@@ -23,6 +23,7 @@ fn migration(name: &str, app: &str, complete: bool) -> MigrationInput {
     MigrationInput {
         service: key(name),
         selector: BTreeMap::from([("app".to_string(), app.to_string())]),
+        auto_scaling_group: None,
         legacy_target_group: Some(LEGACY.into()),
         decommission: Some((DecommissionAction::Stop, Duration::from_secs(600))),
         completed_since: complete.then(|| t(0)),
@@ -83,6 +84,7 @@ fn fleet(
             tg(OTHER, "other", false),
         ]),
         instances,
+        groups: Vec::new(),
     }
 }
 

@@ -187,12 +187,14 @@ fn decision(kind: Kind, stage: usize, percent: u8) -> Decision {
         listener: ListenerRef::Arn("arn:aws:elasticloadbalancing:l".into()),
         from: MigrationSource {
             target_group: "web-ec2".into(),
-            instances: InstanceSelector {
+            instances: Some(InstanceSelector {
                 tags: BTreeMap::new(),
-            },
+            }),
+            auto_scaling_group: None,
         },
         steps: vec![10, 50, 100],
         step_interval: "1m".into(),
+        gates: None,
         decommission: None,
     };
     let rollout = Rollout::default();
@@ -208,6 +210,7 @@ fn decision(kind: Kind, stage: usize, percent: u8) -> Decision {
         ecs_healthy: 2,
         legacy_healthy: 2,
         legacy_registered: 2,
+        alarms: &Default::default(),
         now: t0(),
     });
     d.kind = kind;

@@ -521,3 +521,66 @@ fn the_source_path_is_measured_in_characters_as_aws_counts_tag_values() {
         "{e:?}"
     );
 }
+
+#[test]
+fn migration_alarm_gates_are_checked_where_they_are_written() {
+    let text = format!(
+        "{WEB}  migration:\n    listener: arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2\n    from:\n      targetGroup: web-ec2\n      instances: {{tags: {{app: web}}}}\n    steps: [10, 100]\n    stepInterval: 1m\n    gates:\n      alarms: [web-5xx, \"\"]\n"
+    );
+    let msgs = rendered(&one("web.yaml", &text));
+    assert_eq!(
+        msgs,
+        vec![
+            "web.yaml:39:25: spec.migration.gates.alarms[1]: must be a CloudWatch alarm name (1 to 255 characters)"
+        ]
+    );
+    let typo = text.replace("alarms: [web-5xx, \"\"]", "alarm: [web-5xx]");
+    let joined = rendered(&one("web.yaml", &typo)).join("\n");
+    assert!(joined.contains("alarm"), "{joined}");
+    assert!(joined.contains("web.yaml:39:"), "{joined}");
+    let ok = text.replace(", \"\"]", "]");
+    let set = one("web.yaml", &ok);
+    assert!(set.errors.is_empty(), "{:?}", rendered(&set));
+    let m = set.services[0].spec.migration.as_ref().unwrap();
+    assert_eq!(m.alarms(), ["web-5xx".to_string()]);
+}
+
+#[test]
+fn a_migration_needs_instances_or_an_auto_scaling_group() {
+    let head = format!(
+        "{WEB}  migration:\n    listener: arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2\n    from:\n      targetGroup: web-ec2\n"
+    );
+    let tail = "    steps: [100]\n    stepInterval: 1m\n";
+    let neither = rendered(&one("web.yaml", &format!("{head}{tail}")));
+    assert_eq!(
+        neither,
+        vec![
+            "web.yaml:34:7: spec.migration.from: needs instances or autoScalingGroup: which EC2 fleet is the legacy one"
+        ]
+    );
+    let group = one(
+        "web.yaml",
+        &format!("{head}      autoScalingGroup: web-asg\n{tail}"),
+    );
+    assert!(group.errors.is_empty(), "{:?}", rendered(&group));
+    let from = &group.services[0].spec.migration.as_ref().unwrap().from;
+    assert_eq!(from.auto_scaling_group.as_deref(), Some("web-asg"));
+    assert!(from.selector().is_empty());
+    let both = one(
+        "web.yaml",
+        &format!(
+            "{head}      autoScalingGroup: web-asg\n      instances: {{tags: {{app: web}}}}\n{tail}"
+        ),
+    );
+    assert!(both.errors.is_empty(), "{:?}", rendered(&both));
+    let empty = rendered(&one(
+        "web.yaml",
+        &format!("{head}      autoScalingGroup: \"\"\n{tail}"),
+    ));
+    assert_eq!(empty.len(), 1, "{empty:?}");
+    assert!(
+        empty[0]
+            .contains("spec.migration.from.autoScalingGroup: must be an Auto Scaling group name"),
+        "{empty:?}"
+    );
+}

@@ -277,17 +277,41 @@ fn validate_migration(m: &Migration, path: &FieldPath, p: &mut Problems) {
     if let Err(e) = parse_duration(&m.step_interval) {
         p.push((path.key("stepInterval"), e));
     }
-    if m.from.instances.tags.is_empty() {
+    if m.from.instances.as_ref().is_some_and(|i| i.tags.is_empty()) {
         p.push((
             path.key("from").key("instances").key("tags"),
             "must name at least one tag: an empty selector would match every instance".into(),
         ));
+    }
+    match &m.from.auto_scaling_group {
+        None if m.from.instances.is_none() => p.push((
+            path.key("from"),
+            "needs instances or autoScalingGroup: which EC2 fleet is the legacy one".into(),
+        )),
+        // AutoScalingGroupName: 1 to 255 characters.
+        Some(g) if g.trim().is_empty() || g.len() > 255 => p.push((
+            path.key("from").key("autoScalingGroup"),
+            "must be an Auto Scaling group name (1 to 255 characters)".into(),
+        )),
+        _ => {}
     }
     if m.from.target_group.trim().is_empty() {
         p.push((
             path.key("from").key("targetGroup"),
             "must not be empty".into(),
         ));
+    }
+    if let Some(g) = &m.gates {
+        let ap = path.key("gates").key("alarms");
+        for (i, name) in g.alarms.iter().enumerate() {
+            // CloudWatch's AlarmName: 1 to 255 characters.
+            if name.trim().is_empty() || name.len() > 255 {
+                p.push((
+                    ap.index(i),
+                    "must be a CloudWatch alarm name (1 to 255 characters)".into(),
+                ));
+            }
+        }
     }
     if let Some(d) = &m.decommission {
         let dp = path.key("decommission");

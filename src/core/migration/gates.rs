@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use super::alarms::alarm_gate;
 use super::{
     Facts, GATE_DEPLOYMENT, GATE_ECS_HEALTHY, GATE_LEGACY_HEALTHY, GATE_STEP_INTERVAL, Gate,
     GateState,
@@ -106,7 +107,9 @@ pub(super) fn gates(f: &Facts, stage: usize, since: Option<SystemTime>) -> Vec<G
             }
         }
     };
-    vec![deployment, ecs, legacy, interval]
+    let mut all = vec![deployment, ecs, legacy, interval];
+    all.extend(alarm_gate(f.migration.alarms(), f.alarms));
+    all
 }
 
 pub(super) fn summary(gates: &[Gate], pick: impl Fn(&Gate) -> bool) -> String {

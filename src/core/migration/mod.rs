@@ -18,9 +18,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod alarms;
 pub mod forward;
 mod gates;
 
+pub use alarms::{AlarmReadings, AlarmState};
 use gates::{gates, summary};
 
 use crate::core::model::Migration;
@@ -37,6 +39,8 @@ pub const GATE_DEPLOYMENT: &str = "deployment";
 pub const GATE_ECS_HEALTHY: &str = "ecs-healthy";
 pub const GATE_LEGACY_HEALTHY: &str = "legacy-healthy";
 pub const GATE_STEP_INTERVAL: &str = "step-interval";
+/// `migration.gates.alarms`: CloudWatch alarms (only when declared).
+pub const GATE_ALARMS: &str = "alarms";
 
 /// How a gate stands. `Fail` is a reason to move traffic back; `Wait` only
 /// stops traffic from moving forward.
@@ -78,6 +82,8 @@ pub struct Facts<'a> {
     pub ecs_healthy: u32,
     pub legacy_healthy: u32,
     pub legacy_registered: u32,
+    /// CloudWatch alarm states read this pass (for every migration at once).
+    pub alarms: &'a AlarmReadings,
     pub now: SystemTime,
 }
 
@@ -229,10 +235,30 @@ fn roll_back(d: &mut Decision, f: &Facts, to: usize, rollbacks: u32) {
     d.degraded = true;
 }
 
+/// The alarm gate has not passed: completion (and with it decommissioning)
+/// waits, though other waiting gates never held a migration at 100%.
+fn alarms_holding(gates: &[Gate]) -> bool {
+    gates
+        .iter()
+        .any(|g| g.name == GATE_ALARMS && g.state != GateState::Pass)
+}
+
 /// The one thing this pass should do about the migration.
 pub fn decide(f: &Facts) -> Decision {
     let mut d = decide_step(f);
     d.next_step_at = next_step_at(&d, f);
+    let missing = f.alarms.missing(f.migration.alarms());
+    if !missing.is_empty() {
+        // A gate that cannot be evaluated is a broken manifest, not a pass.
+        d.degraded = true;
+        if !d.reason.contains("configuration error") {
+            d.reason = format!(
+                "{}; configuration error: no CloudWatch alarm named {}",
+                d.reason,
+                missing.join(", ")
+            );
+        }
+    }
     d
 }
 
@@ -353,6 +379,9 @@ fn decide_step(f: &Facts) -> Decision {
                 d.kind = Kind::Adopt;
                 d.tags = tags::migration_step_tags(stage, f.now);
                 d.reason = "at 100% without a recorded clock: it starts now".into();
+            }
+            Some(_) if alarms_holding(&d.gates) => {
+                d.reason = format!("holding 100%: {}", waiting(&d.gates));
             }
             Some(s) if f.now >= s + f.step_interval => {
                 d.kind = Kind::Complete;

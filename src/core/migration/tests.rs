@@ -13,12 +13,14 @@ fn migration() -> Migration {
         listener: ListenerRef::Arn("arn:aws:elasticloadbalancing:l".into()),
         from: MigrationSource {
             target_group: "web-ec2".into(),
-            instances: InstanceSelector {
+            instances: Some(InstanceSelector {
                 tags: BTreeMap::from([("app".into(), "web".into())]),
-            },
+            }),
+            auto_scaling_group: None,
         },
         steps: vec![10, 50, 100],
         step_interval: "1m".into(),
+        gates: None,
         decommission: None,
     }
 }
@@ -54,6 +56,9 @@ struct Case {
     deploying: bool,
     ecs_healthy: u32,
     legacy_healthy: u32,
+    /// Declared alarms and what CloudWatch said about them.
+    alarms: Vec<String>,
+    readings: AlarmReadings,
     now: u64,
 }
 
@@ -66,11 +71,18 @@ impl Case {
             deploying: false,
             ecs_healthy: 2,
             legacy_healthy: 3,
+            alarms: Vec::new(),
+            readings: AlarmReadings::default(),
             now: 1000,
         }
     }
     fn decide(&self) -> Decision {
-        let m = migration();
+        let mut m = migration();
+        if !self.alarms.is_empty() {
+            m.gates = Some(crate::core::model::MigrationGates {
+                alarms: self.alarms.clone(),
+            });
+        }
         decide(&Facts {
             migration: &m,
             step_interval: MIN,
@@ -82,6 +94,7 @@ impl Case {
             ecs_healthy: self.ecs_healthy,
             legacy_healthy: self.legacy_healthy,
             legacy_registered: 3,
+            alarms: &self.readings,
             now: t(self.now),
         })
     }
@@ -510,4 +523,153 @@ fn the_step_clock_keeps_milliseconds() {
     let mut c = Case::new(tags, 10);
     c.now = 60;
     assert_eq!(c.decide().kind, Kind::Hold);
+}
+
+/// A case at `stage` (clock at 0, now 1000: the interval has passed) whose
+/// one declared alarm `web-5xx` reads `state` (`None`: it does not exist).
+fn with_alarm(stage: usize, state: Option<AlarmState>) -> Case {
+    let mut c = Case::new(at(stage, Some(0)), stage_percent(&[10, 50, 100], stage));
+    c.alarms = vec!["web-5xx".into()];
+    if let Some(s) = state {
+        c.readings.states.insert("web-5xx".into(), s);
+    }
+    c
+}
+
+#[test]
+fn the_alarm_gate_decides_like_an_ecs_gate() {
+    use AlarmState::*;
+    // (stage, alarm state, expected kind, stage after, gate, degraded)
+    let table = [
+        (0, Some(Ok), Kind::Advance, 1, GateState::Pass, false),
+        (1, Some(Ok), Kind::Advance, 2, GateState::Pass, false),
+        (3, Some(Ok), Kind::Complete, 3, GateState::Pass, false),
+        // ALARM: nothing to roll back before the first step, so it holds.
+        (0, Some(Alarm), Kind::Hold, 0, GateState::Fail, false),
+        (1, Some(Alarm), Kind::Rollback, 0, GateState::Fail, true),
+        (2, Some(Alarm), Kind::Rollback, 1, GateState::Fail, true),
+        (3, Some(Alarm), Kind::Rollback, 2, GateState::Fail, true),
+        // INSUFFICIENT_DATA holds, never rolls back, and never completes.
+        (
+            0,
+            Some(InsufficientData),
+            Kind::Hold,
+            0,
+            GateState::Wait,
+            false,
+        ),
+        (
+            2,
+            Some(InsufficientData),
+            Kind::Hold,
+            2,
+            GateState::Wait,
+            false,
+        ),
+        (
+            3,
+            Some(InsufficientData),
+            Kind::Hold,
+            3,
+            GateState::Wait,
+            false,
+        ),
+        // A missing alarm is a configuration error: held, degraded, never OK.
+        (0, None, Kind::Hold, 0, GateState::Wait, true),
+        (2, None, Kind::Hold, 2, GateState::Wait, true),
+        (3, None, Kind::Hold, 3, GateState::Wait, true),
+    ];
+    for (stage, state, kind, after, gate_state, degraded) in table {
+        let d = with_alarm(stage, state).decide();
+        let label = format!("stage {stage}, alarm {state:?}: {}", d.reason);
+        assert_eq!((d.kind, d.stage), (kind, after), "{label}");
+        assert_eq!(gate(&d, GATE_ALARMS).state, gate_state, "{label}");
+        assert_eq!(d.degraded, degraded, "{label}");
+        if kind == Kind::Rollback {
+            assert_eq!(d.rollbacks, 1, "{label}");
+            assert_eq!(d.set_percent, Some(stage_percent(&[10, 50, 100], after)));
+        }
+    }
+}
+
+#[test]
+fn a_missing_alarm_is_reported_as_a_configuration_error() {
+    let d = with_alarm(2, None).decide();
+    let g = gate(&d, GATE_ALARMS);
+    assert!(
+        g.detail
+            .contains("configuration error: no CloudWatch alarm named web-5xx"),
+        "{}",
+        g.detail
+    );
+    assert!(d.reason.contains("configuration error"), "{}", d.reason);
+    assert!(!g.passed());
+}
+
+#[test]
+fn alarm_rollbacks_count_toward_the_bound() {
+    let mut c = with_alarm(2, Some(AlarmState::Alarm));
+    c.tags.insert(
+        tags::MIGRATION_ROLLBACKS.into(),
+        tags::migration_rollbacks_value(MAX_ROLLBACKS - 1, FP),
+    );
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Rollback);
+    assert_eq!(d.rollbacks, MAX_ROLLBACKS);
+    // Once OK again, the bound holds the migration where it is.
+    let mut ok = with_alarm(1, Some(AlarmState::Ok));
+    ok.tags.insert(
+        tags::MIGRATION_ROLLBACKS.into(),
+        tags::migration_rollbacks_value(MAX_ROLLBACKS, FP),
+    );
+    let d = ok.decide();
+    assert_eq!(d.kind, Kind::Hold, "{}", d.reason);
+    assert!(d.degraded);
+}
+
+#[test]
+fn one_alarm_in_alarm_among_several_fails_and_names_it() {
+    let mut c = with_alarm(1, Some(AlarmState::Ok));
+    c.alarms = vec!["a".into(), "b".into(), "web-5xx".into()];
+    c.readings.states.insert("a".into(), AlarmState::Ok);
+    c.readings
+        .states
+        .insert("b".into(), AlarmState::InsufficientData);
+    c.readings
+        .states
+        .insert("web-5xx".into(), AlarmState::Alarm);
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Rollback);
+    let g = gate(&d, GATE_ALARMS);
+    assert_eq!(
+        g.detail, "in ALARM: web-5xx; INSUFFICIENT_DATA: b",
+        "{}",
+        g.detail
+    );
+}
+
+#[test]
+fn unreadable_alarms_hold_and_no_alarms_add_no_gate() {
+    let mut c = with_alarm(1, None);
+    c.readings.error = Some("CloudWatch:DescribeAlarms: AccessDenied".into());
+    let d = c.decide();
+    assert_eq!(d.kind, Kind::Hold, "{}", d.reason);
+    assert!(!d.degraded, "an outage is not a configuration error");
+    assert_eq!(gate(&d, GATE_ALARMS).state, GateState::Wait);
+    // Without alarms declared there is no alarms gate at all.
+    let d = Case::new(at(1, Some(0)), 10).decide();
+    assert!(d.gates.iter().all(|g| g.name != GATE_ALARMS));
+    // An unknown state from a future CloudWatch holds.
+    let mut c = with_alarm(1, None);
+    c.readings.unreadable.push("web-5xx".into());
+    let d = c.decide();
+    assert_eq!((d.kind, d.degraded), (Kind::Hold, false), "{}", d.reason);
+    assert_eq!(AlarmState::parse("SOMETHING_NEW"), None);
+    for s in [
+        AlarmState::Ok,
+        AlarmState::Alarm,
+        AlarmState::InsufficientData,
+    ] {
+        assert_eq!(AlarmState::parse(s.as_str()), Some(s));
+    }
 }

@@ -18,12 +18,14 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::groups::{self, GroupOutcome};
 use crate::adapters::aws::ec2::{self, Selector};
 use crate::adapters::aws::elbv2;
 use crate::adapters::aws::{AwsError, Clients};
 use crate::core::decommission::{
     DecommissionAction, FleetInput, InstanceInput, InstancePlan, MigrationInput, OrphanState,
     Protection, Registration, Step, TargetGroupInput, migration_completed_since, plan_decommission,
+    plan_groups,
 };
 use crate::core::manifest::ManifestSet;
 use crate::core::manifest::validate::parse_duration;
@@ -64,13 +66,17 @@ pub struct InstanceOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct DecommissionReport {
     pub instances: Vec<InstanceOutcome>,
+    /// Auto Scaling groups (`migration.from.autoScalingGroup`).
+    pub groups: Vec<GroupOutcome>,
     /// Observation failed: nothing was decided.
     pub error: Option<String>,
 }
 
 impl DecommissionReport {
     pub fn has_errors(&self) -> bool {
-        self.error.is_some() || self.instances.iter().any(|i| i.error.is_some())
+        self.error.is_some()
+            || self.instances.iter().any(|i| i.error.is_some())
+            || self.groups.iter().any(|g| g.error.is_some())
     }
 }
 
@@ -98,6 +104,9 @@ pub async fn decommission_pass(
         }
     };
     let plans = plan_decommission(&fleet);
+    // One cap for the whole fleet: what the instances used, the groups cannot.
+    let acting = plans.iter().filter(|p| p.final_action().is_some()).count();
+    let group_plans = plan_groups(&fleet, settings.max_per_pass.saturating_sub(acting));
     let mut counts: BTreeMap<OrphanState, i64> = OrphanState::ALL.iter().map(|s| (*s, 0)).collect();
     for plan in plans {
         *counts.entry(plan.state).or_default() += 1;
@@ -114,6 +123,21 @@ pub async fn decommission_pass(
             execute(clients, &fleet, &mut outcome, metrics).await;
         }
         report.instances.push(outcome);
+    }
+    for plan in group_plans {
+        *counts.entry(plan.state).or_default() += 1;
+        if let Some(reason) = &plan.skipped {
+            warn!(group = %plan.group, why = ?plan.why.as_ref().map(ToString::to_string), %reason, "decommission of Auto Scaling group held");
+        }
+        let mut outcome = GroupOutcome {
+            plan,
+            done: Vec::new(),
+            error: None,
+        };
+        if !clients.read_only.is_on() && !outcome.plan.report_only {
+            groups::execute(clients, &fleet, &mut outcome, metrics).await;
+        }
+        report.groups.push(outcome);
     }
     for (state, n) in counts {
         metrics.set_ec2_orphans(state.as_str(), n);
@@ -229,7 +253,8 @@ fn migrations(
             });
             Some(MigrationInput {
                 service: d.key.clone(),
-                selector: m.from.instances.tags.clone(),
+                selector: m.from.selector(),
+                auto_scaling_group: m.from.auto_scaling_group.clone(),
                 // Resolved to an ARN once target groups are known.
                 legacy_target_group: Some(m.from.target_group.clone()),
                 decommission,
@@ -351,6 +376,18 @@ async fn observe_fleet(
         }
     }
 
+    let groups = if groups::any_group(set) {
+        groups::observe_groups(
+            clients,
+            &migrations,
+            &observed.target_groups,
+            &mut target_groups,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+
     let declared: BTreeSet<ServiceKey> = set
         .services
         .iter()
@@ -375,6 +412,7 @@ async fn observe_fleet(
         migrations,
         target_groups,
         instances: instances.into_values().collect(),
+        groups,
     })
 }
 

@@ -6,7 +6,7 @@
 //! next step). Only ecsync's forward action is changed (see
 //! [`elbv2::with_weights`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_elasticloadbalancingv2::types::Action;
@@ -15,10 +15,10 @@ use tracing::{info, warn};
 
 use super::outcome::ServiceOutcome;
 use crate::adapters::aws::elbv2::{self, ListenerError, Place};
-use crate::adapters::aws::{AwsError, Clients, call_error, convert};
+use crate::adapters::aws::{AwsError, Clients, call_error, cloudwatch, convert};
 use crate::core::diff::FieldDiff;
 use crate::core::manifest::DesiredService;
-use crate::core::migration::{self, Decision, Facts, Kind};
+use crate::core::migration::{self, AlarmReadings, Decision, Facts, Kind};
 use crate::core::model::{Migration, ServiceKey};
 use crate::core::plan::{LiveService, Observed};
 use crate::runtime::metrics::Metrics;
@@ -90,6 +90,7 @@ pub struct Phase<'a> {
 /// Run the migration of every desired service that declares one, after the
 /// service's own changes, and fold the result into its outcome.
 pub async fn phase(p: &Phase<'_>, outcomes: &mut [ServiceOutcome]) {
+    let alarms = read_alarms(p, outcomes).await;
     for o in outcomes.iter_mut() {
         let Some(d) = p.desired.get(&o.plan.key) else {
             continue;
@@ -112,8 +113,40 @@ pub async fn phase(p: &Phase<'_>, outcomes: &mut [ServiceOutcome]) {
         // Read-only (report mode, dry run, a fenced replica): decide and show, change nothing.
         let read_only = p.clients.read_only.is_on() || o.plan.report_only;
         let deploying = o.done.iter().any(|a| a.deploys());
-        let report = service(p, d, m, live, deploying, read_only).await;
+        let report = service(p, d, m, live, deploying, read_only, &alarms).await;
         fold(p.metrics, o, report);
+    }
+}
+
+/// Every alarm the migrations that move traffic this pass gate on, in one
+/// DescribeAlarms (per 100 names) for all of them; no call at all when none
+/// declares alarms. A failed read is carried into each gate (it holds).
+async fn read_alarms(p: &Phase<'_>, outcomes: &[ServiceOutcome]) -> AlarmReadings {
+    let names: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|o| moves_traffic(o))
+        .filter_map(|o| p.desired.get(&o.plan.key)?.spec.migration.as_ref())
+        .flat_map(|m| m.alarms().iter().cloned())
+        .collect();
+    if names.is_empty() {
+        return AlarmReadings::default();
+    }
+    match cloudwatch::alarm_states(p.clients, &names).await {
+        Ok(r) => {
+            let declared: Vec<String> = names.into_iter().collect();
+            let missing = r.missing(&declared);
+            if !missing.is_empty() {
+                warn!(alarms = ?missing, "migration: gate alarms that do not exist in CloudWatch; their migrations hold");
+            }
+            r
+        }
+        Err(e) => {
+            warn!(error = %e, "migration: CloudWatch alarms could not be read; migrations that gate on them hold");
+            AlarmReadings {
+                error: Some(e.to_string()),
+                ..AlarmReadings::default()
+            }
+        }
     }
 }
 
@@ -167,6 +200,7 @@ async fn service(
     live: &LiveService,
     deploying: bool,
     read_only: bool,
+    alarms: &AlarmReadings,
 ) -> MigrationReport {
     let mut report = MigrationReport {
         decision: None,
@@ -196,6 +230,7 @@ async fn service(
         ecs_healthy: observed.ecs_health.0,
         legacy_healthy: observed.legacy_health.0,
         legacy_registered: observed.legacy_health.1,
+        alarms,
         now: p.now,
     });
     let evidence: Vec<String> = decision

@@ -3,6 +3,7 @@
 
 pub mod decommission;
 mod dependencies;
+pub mod groups;
 pub mod hooks;
 pub mod migration;
 mod outcome;

@@ -112,6 +112,7 @@ fn snapshot() -> StatusSnapshot {
             last_error: None,
         }],
         scheduled_tasks: Vec::new(),
+        decommission_groups: Vec::new(),
         passes: vec![PassSummary {
             pass_id: 7,
             started_at: "2023-11-14T22:13:10Z".into(),

@@ -1,0 +1,356 @@
+//! End to end: a legacy fleet kept by an Auto Scaling group
+//! (`migration.from.autoScalingGroup`, issue 13) is suspended, detached,
+//! scaled to zero and deleted after the migration completes, through
+//! `kill -9` of the daemon, against a private moto per test.
+//!
+//! moto, checked: `UpdateAutoScalingGroup` to desired 0 terminates the
+//! unprotected instances at once (AWS takes minutes), detaching a target group
+//! deregisters its targets at once (AWS drains them), and
+//! `DeleteAutoScalingGroup` deletes a group that still has instances (AWS
+//! refuses without `ForceDelete`; see the mock test in `adapters::aws::autoscaling`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+use common::{Daemon, GitRepo, Moto, Network, ecsync_with, free_port, wait_until_async};
+use serde_json::Value;
+
+const CLUSTER: &str = "prod";
+const GROUP: &str = "web-asg";
+const OTHER_GROUP: &str = "api-asg";
+
+struct Fleet {
+    moto: Moto,
+    repo: GitRepo,
+    cache: tempfile::TempDir,
+    ecs_tg: String,
+}
+
+async fn launch_template(moto: &Moto, name: &str) {
+    moto.ec2()
+        .create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateLaunchTemplate");
+}
+
+async fn group(moto: &Moto, net: &Network, name: &str, template: &str, target_group: &str) {
+    moto.autoscaling()
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name(template)
+                .build(),
+        )
+        .min_size(2)
+        .max_size(4)
+        .desired_capacity(2)
+        .vpc_zone_identifier(net.subnets[0].clone())
+        .target_group_arns(target_group)
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+}
+
+/// `web-asg` (2 instances) behind `web-ec2` on an ALB, `api-asg` behind its own
+/// group that no manifest names, and `web` migrating off `web-asg` in one step.
+async fn fleet(action: &str) -> Fleet {
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    moto.create_cluster(CLUSTER).await;
+    let net = moto.default_network().await;
+    let legacy_tg = moto.create_target_group("web-ec2", "instance", 80).await;
+    let api_tg = moto.create_target_group("api-ec2", "instance", 80).await;
+    let ecs_tg = moto.create_target_group("web-ecs", "ip", 8080).await;
+    launch_template(&moto, "web-lt").await;
+    group(&moto, &net, GROUP, "web-lt", &legacy_tg).await;
+    group(&moto, &net, OTHER_GROUP, "web-lt", &api_tg).await;
+    moto.create_alb_with_listener("web-alb", &net.subnets, &net.security_group, &legacy_tg)
+        .await;
+    let repo = GitRepo::new();
+    repo.write("services/web.yaml", &manifest(&net, action));
+    repo.commit("web migrates off web-asg");
+    Fleet {
+        moto,
+        repo,
+        cache: tempfile::tempdir().unwrap(),
+        ecs_tg,
+    }
+}
+
+fn manifest(net: &Network, action: &str) -> String {
+    format!(
+        r#"apiVersion: ecsync.io/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  cluster: {CLUSTER}
+  desiredCount: 2
+  launchType: FARGATE
+  taskDefinition:
+    family: web
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    containerDefinitions:
+      - name: app
+        image: nginx:1.27
+        portMappings: [{{containerPort: 8080}}]
+  networkConfiguration:
+    awsvpcConfiguration:
+      subnets: [{s0}, {s1}]
+      securityGroups: [{sg}]
+  loadBalancers:
+    - {{targetGroup: web-ecs, containerName: app, containerPort: 8080}}
+  migration:
+    listener: {{loadBalancer: web-alb, port: 80}}
+    from:
+      targetGroup: web-ec2
+      autoScalingGroup: {GROUP}
+    steps: [100]
+    stepInterval: 1s
+    decommission:
+      action: {action}
+      after: 2s
+"#,
+        s0 = net.subnets[0],
+        s1 = net.subnets[1],
+        sg = net.security_group,
+    )
+}
+
+/// What the test reads of a group.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    min: i32,
+    desired: i32,
+    instances: usize,
+    suspended: Vec<String>,
+    target_groups: usize,
+    tags: BTreeMap<String, String>,
+}
+
+impl Fleet {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = ecsync_with(&self.moto);
+        cmd.args(args)
+            .args(["--repo", &self.repo.url(), "--path", "services"])
+            .arg("--cache-dir")
+            .arg(self.cache.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cmd(args).output().expect("run ecsync");
+        let text = format!(
+            "{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn daemon(&self, listen: &str) -> Daemon {
+        let mut cmd = self.cmd(&["run", "--interval", "1s", "--listen", listen]);
+        cmd.env("RUST_LOG", "info");
+        Daemon::spawn(cmd)
+    }
+
+    async fn ecs_tasks_healthy(&self) {
+        self.moto
+            .register_ip_targets(&self.ecs_tg, &["10.0.1.10", "10.0.2.10"])
+            .await;
+    }
+
+    /// `None` once the group is gone.
+    async fn group(&self, name: &str) -> Option<Seen> {
+        let out = self
+            .moto
+            .autoscaling()
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups");
+        let g = out.auto_scaling_groups().first()?;
+        let mut suspended: Vec<String> = g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_string))
+            .collect();
+        suspended.sort();
+        Some(Seen {
+            min: g.min_size().unwrap_or(-1),
+            desired: g.desired_capacity().unwrap_or(-1),
+            instances: g.instances().len(),
+            suspended,
+            target_groups: g.target_group_arns().len(),
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect(),
+        })
+    }
+}
+
+fn groups_of(addr: &str) -> Option<Vec<Value>> {
+    let (code, body) = common::try_http_get(addr, "/status").ok()?;
+    if code != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["decommissionGroups"].as_array().cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_suspended_detached_scaled_in_and_deleted_through_kill_9() {
+    let f = fleet("terminate").await;
+    let untouched = f.group(GROUP).await.expect("web-asg");
+    assert_eq!((untouched.desired, untouched.instances), (2, 2));
+    let other_before = f.group(OTHER_GROUP).await.expect("api-asg");
+
+    // The migration cannot complete while ECS has no healthy target: the
+    // group is not touched at all, however many passes run.
+    for _ in 0..2 {
+        let (code, out) = f.run(&["apply"]);
+        assert_eq!(code, 0, "{out}");
+    }
+    assert_eq!(f.group(GROUP).await, Some(untouched.clone()));
+
+    f.ecs_tasks_healthy().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut d = f.daemon(&addr);
+    let mut logs = String::new();
+
+    // Step 1 and 2: clock, suspended processes, detached.
+    let started = wait_until_async(Duration::from_secs(60), async || {
+        f.group(GROUP)
+            .await
+            .is_some_and(|g| g.tags.contains_key("ecsync.io/decommission"))
+    })
+    .await;
+    assert!(started, "{:?}\n{}", f.group(GROUP).await, d.logs());
+    d.kill();
+    logs.push_str(&d.logs());
+    d = f.daemon(&addr);
+    let detached = wait_until_async(Duration::from_secs(30), async || {
+        f.group(GROUP).await.is_some_and(|g| {
+            g.target_groups == 0
+                && g.suspended == ["AZRebalance", "HealthCheck", "Launch", "ReplaceUnhealthy"]
+        })
+    })
+    .await;
+    assert!(detached, "{:?}\n{}", f.group(GROUP).await, d.logs());
+
+    // Step 3: min = desired = 0. kill -9 as soon as it shows.
+    let scaled = wait_until_async(Duration::from_secs(30), async || {
+        f.group(GROUP).await.is_none_or(|g| g.desired == 0)
+    })
+    .await;
+    assert!(scaled, "{:?}\n{}", f.group(GROUP).await, d.logs());
+    d.kill();
+    logs.push_str(&d.logs());
+    if let Some(g) = f.group(GROUP).await {
+        assert_eq!(g.min, 0, "{g:?}");
+    }
+
+    // Step 4: a restarted daemon deletes the empty group, and /status says so.
+    d = f.daemon(&addr);
+    let gone = wait_until_async(Duration::from_secs(30), async || {
+        f.group(GROUP).await.is_none()
+    })
+    .await;
+    assert!(gone, "{:?}\n{}", f.group(GROUP).await, d.logs());
+    let reported =
+        wait_until_async(Duration::from_secs(15), async || groups_of(&addr).is_some()).await;
+    assert!(reported, "no /status\n{}", d.logs());
+    d.kill();
+    logs.push_str(&d.logs());
+
+    // Each step happened once, and was logged with what and why.
+    for (line, times) in [
+        ("suspended Auto Scaling processes for decommission", 1),
+        (
+            "detached Auto Scaling group from the legacy target group",
+            1,
+        ),
+        ("scaled Auto Scaling group to 0 (min and desired)", 1),
+        ("deleted the empty Auto Scaling group", 1),
+    ] {
+        assert_eq!(logs.matches(line).count(), times, "{line}:\n{logs}");
+    }
+    assert!(
+        logs.contains("migration of prod/web at 100% on ECS"),
+        "{logs}"
+    );
+
+    // The group no manifest names is exactly as it was.
+    assert_eq!(f.group(OTHER_GROUP).await, Some(other_before));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_with_scale_in_protection_is_held_and_reported() {
+    let f = fleet("stop").await;
+    f.ecs_tasks_healthy().await;
+    let ids: Vec<String> = f
+        .moto
+        .autoscaling()
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(GROUP)
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups")
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    f.moto
+        .autoscaling()
+        .set_instance_protection()
+        .auto_scaling_group_name(GROUP)
+        .instance_ids(&ids[0])
+        .protected_from_scale_in(true)
+        .send()
+        .await
+        .expect("SetInstanceProtection");
+    let before = f.group(GROUP).await.expect("web-asg");
+    // Create, move to 100%, complete (1s), then the decommission would start.
+    let mut last = String::new();
+    let held = wait_until_async(Duration::from_secs(40), async || {
+        let (code, out) = f.run(&["apply"]);
+        assert_eq!(code, 0, "{out}");
+        last = out;
+        last.contains(&format!("instance {} is protected from scale-in", ids[0]))
+    })
+    .await;
+    assert!(held, "{last}");
+    assert!(
+        last.contains(&format!("~ auto scaling group {GROUP} skipped")),
+        "{last}"
+    );
+    assert_eq!(
+        f.group(GROUP).await,
+        Some(before),
+        "a held group was touched"
+    );
+    // A dry run names the group too, and makes no call.
+    let (code, out) = f.run(&["apply", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("protected from scale-in"), "{out}");
+}
