@@ -3,15 +3,17 @@
 //! the daemon's RSS and its AWS calls as the passes go by: the RSS must stay flat and the calls
 //! per pass within the bound of a no-drift pass (plus the retries the faults cause).
 //!
-//! Run: `cargo bench --bench soak` (1,000 services, 2,000 passes, 5% faults, the release build
-//! as it is deployed); ECSYNC_BENCH_N, ECSYNC_BENCH_PASSES and ECSYNC_BENCH_FAULTS change them.
-//! `cargo test --bench soak -- --bench` runs the same against the debug build, whose passes
-//! cost about ten times the CPU. Without `--bench` (as under `cargo test --all-targets`) it runs 8 services for 6
+//! Run: `cargo build --release --bin ecsync` then
+//! `ECSYNC_BENCH_BIN=$CARGO_TARGET_DIR/release/ecsync cargo test --bench soak -- --bench`
+//! (1,000 services, 2,000 passes, 5% faults, against the build that is deployed; without
+//! ECSYNC_BENCH_BIN the daemon is the debug build, whose passes cost several times the CPU).
+//! ECSYNC_BENCH_N, ECSYNC_BENCH_PASSES and ECSYNC_BENCH_FAULTS change the figures. Without `--bench` (as under `cargo test --all-targets`) it runs 8 services for 6
 //! passes and only checks that it works.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -46,6 +48,24 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The daemon's command: the binary this run built, or `ECSYNC_BENCH_BIN` (a release build: the
+/// harness itself need not be one, and building the tests in release recompiles the whole SDK
+/// with the dev-dependencies' features).
+fn daemon_command(moto: &common::Moto) -> (Command, String) {
+    let with = ecsync_with(moto);
+    let Some(bin) = std::env::var_os("ECSYNC_BENCH_BIN") else {
+        return (with, "the debug build".to_string());
+    };
+    let mut cmd = Command::new(&bin);
+    for (k, v) in with.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    (cmd, format!("{}", std::path::Path::new(&bin).display()))
 }
 
 fn main() {
@@ -94,7 +114,7 @@ fn main() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut cmd = ecsync_with(&moto);
+    let (mut cmd, build) = daemon_command(&moto);
     cmd.env("AWS_ENDPOINT_URL", proxy.endpoint())
         .args([
             "run",
@@ -169,14 +189,9 @@ fn main() {
     let rss_max = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let per_pass = calls as f64 / done.max(1) as f64;
     println!(
-        "soak: {n} services in {CLUSTERS} clusters, {done} passes after settling, {:.0}% faults at the proxy ({} injected), --interval 200ms, {} build, moto (reads since the last write answered by the proxy: {})",
+        "soak: {n} services in {CLUSTERS} clusters, {done} passes after settling, {:.0}% faults at the proxy ({} injected), --interval 200ms, ecsync from {build}, moto (reads since the last write answered by the proxy: {})",
         fault_rate * 100.0,
         proxy.injected_total(),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
         proxy.memo_hits()
     );
     println!("| what | figure |");
