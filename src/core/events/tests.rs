@@ -167,6 +167,7 @@ impl Pass {
                     error: i.error.as_deref(),
                 })
                 .collect(),
+            cleanups: Vec::new(),
         }
     }
 }
