@@ -507,6 +507,27 @@ async fn cleanup_leaves_the_listener_to_ecs_and_deletes_template_group_and_targe
     d.kill();
     logs.push_str(&d.logs());
 
+    // Dry run and report mode, with deletions due: shown, and nothing changes.
+    let before = (
+        f.group(GROUP).await,
+        f.target_group("web-ec2").await,
+        f.template_exists("web-lt").await,
+    );
+    for args in [
+        &["apply", "--dry-run"][..],
+        &["apply", "--mode", "report"][..],
+    ] {
+        let (code, out) = f.run(args);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("would: delete_"), "{args:?}: {out}");
+    }
+    let after = (
+        f.group(GROUP).await,
+        f.target_group("web-ec2").await,
+        f.template_exists("web-lt").await,
+    );
+    assert_eq!(before, after);
+
     // A restarted daemon carries on from what exists.
     d = f.daemon(&addr);
     let done = wait_until_async(Duration::from_secs(60), async || {
