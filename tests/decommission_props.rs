@@ -622,6 +622,8 @@ proptest! {
         let input = CleanupInput {
             service: svc("a"),
             items,
+            declared_target_group: "legacy-a".into(),
+            declared_group: Some("asg-a".into()),
             report_only,
             fleet_remaining: running.then(|| "2 instance(s)".to_string()),
             in_forward,

@@ -97,6 +97,10 @@ pub struct CleanupTemplate {
 pub struct CleanupInput {
     pub service: ServiceKey,
     pub items: BTreeSet<CleanupItem>,
+    /// `from.targetGroup` and `from.autoScalingGroup` as the manifest names
+    /// them: what is announced before anything is observed.
+    pub declared_target_group: String,
+    pub declared_group: Option<String>,
     pub report_only: bool,
     /// What still runs; `None`: the fleet is gone.
     pub fleet_remaining: Option<String>,
@@ -255,8 +259,16 @@ fn plan_one(c: &CleanupInput, budget: &mut usize) -> CleanupPlan {
     };
     let names = |item: CleanupItem| match item {
         CleanupItem::LaunchTemplate => c.template.as_ref().map(|t| t.name.clone()),
-        CleanupItem::AutoScalingGroup => c.group.as_ref().map(|g| g.name.clone()),
-        CleanupItem::TargetGroup => c.legacy.as_ref().map(|t| t.name.clone()),
+        CleanupItem::AutoScalingGroup => c
+            .group
+            .as_ref()
+            .map(|g| g.name.clone())
+            .or_else(|| c.declared_group.clone()),
+        CleanupItem::TargetGroup => Some(
+            c.legacy
+                .as_ref()
+                .map_or_else(|| c.declared_target_group.clone(), |t| t.name.clone()),
+        ),
     };
     let waiting_all = |plan: &mut CleanupPlan, why: &str| {
         for item in CleanupItem::ALL.into_iter().filter(|i| c.items.contains(i)) {

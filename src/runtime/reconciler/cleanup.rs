@@ -70,6 +70,8 @@ pub async fn observe(clients: &Clients, set: &ManifestSet, fleet: &FleetInput) -
         let mut input = CleanupInput {
             service: d.key.clone(),
             items: items.iter().filter_map(|i| CleanupItem::parse(i)).collect(),
+            declared_target_group: m.from.target_group.clone(),
+            declared_group: m.from.auto_scaling_group.clone(),
             report_only: mi.report_only,
             fleet_remaining: fleet_remaining(fleet, mi),
             in_forward: None,

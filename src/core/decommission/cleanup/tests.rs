@@ -13,6 +13,8 @@ fn input(items: &[CleanupItem]) -> CleanupInput {
     CleanupInput {
         service: key(),
         items: items.iter().copied().collect(),
+        declared_target_group: "web-ec2".into(),
+        declared_group: Some("web-asg".into()),
         report_only: false,
         fleet_remaining: None,
         in_forward: Some(true),
