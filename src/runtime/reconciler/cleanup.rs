@@ -130,7 +130,15 @@ async fn observe_one(
         let (place, actions) = elbv2::locate(clients, listener)
             .await
             .map_err(|e| AwsError::Incomplete(format!("the listener: {e}")))?;
-        input.in_forward = Some(tg::forwards_to(&actions, arn));
+        let in_forward = tg::forwards_to(&actions, arn);
+        if in_forward && tg::without(&actions, arn) == actions {
+            // Taking it out would leave traffic nowhere: a hand edit, or a
+            // migration that is not ecsync's. Nothing is decided.
+            return Err(AwsError::Incomplete(format!(
+                "the forward action sends to {arn} alone: left as it is"
+            )));
+        }
+        input.in_forward = Some(in_forward);
         *forward = Some((place, actions));
         let protected = elbv2::tagged(
             clients,

@@ -104,9 +104,11 @@ pub fn forwards_to(actions: &[Action], arn: &str) -> bool {
 
 /// `actions` with `arn` taken out of every forward action that sends to it
 /// and to something else; a forward action left with nothing is kept as it
-/// was (traffic must keep a destination: the caller then has nothing to do).
+/// was (traffic must keep a destination), and with nothing changed the
+/// actions come back exactly as given.
 pub fn without(actions: &[Action], arn: &str) -> Vec<Action> {
     let mut out = actions.to_vec();
+    let mut changed = false;
     for a in &mut out {
         if a.r#type() != Some(&ActionTypeEnum::Forward) {
             continue;
@@ -130,8 +132,11 @@ pub fn without(actions: &[Action], arn: &str) -> Vec<Action> {
                 .build(),
         );
         a.target_group_arn = None;
+        changed = true;
     }
-    super::listener::keep_oidc_secrets(&mut out);
+    if changed {
+        super::listener::keep_oidc_secrets(&mut out);
+    }
     out
 }
 
