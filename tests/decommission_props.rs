@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use ecsync::core::decommission::{
-    ASG_TAG, DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, GroupInput,
-    GroupInstance, GroupPlan, GroupStep, InstanceInput, InstancePlan, InstanceState,
+    ASG_TAG, CleanupGroup, CleanupInput, CleanupItem, CleanupStep, CleanupTemplate,
+    DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, GroupInput, GroupInstance,
+    GroupPlan, GroupStep, InstanceInput, InstancePlan, InstanceState, LegacyTargetGroup,
     MigrationInput, PRUNE_GRACE, Protection, Registration, Step, TargetGroupInput, TargetState,
-    plan_decommission, plan_groups,
+    plan_cleanup, plan_decommission, plan_groups,
 };
 use ecsync::core::model::ServiceKey;
 use proptest::prelude::*;
@@ -242,6 +243,7 @@ fn group(n: usize) -> impl Strategy<Value = GroupInput> {
                         })
                         .collect(),
                     deleting: flags[5],
+                    template_first: false,
                 }
             },
         )
@@ -593,5 +595,95 @@ proptest! {
     #[test]
     fn planning_is_deterministic(f in fleet()) {
         prop_assert_eq!(plan_decommission(&f), plan_decommission(&f));
+    }
+
+    /// Cleanup (DESIGN §3, §5): only what the migration names is ever
+    /// deleted (its legacy target group, its group, that group's template),
+    /// never while the fleet runs, never something protected, in use or still
+    /// referenced, never in report-only mode, and never beyond the cap.
+    #[test]
+    fn cleanup_deletes_nothing_outside_the_rules(
+        items in proptest::collection::btree_set(
+            prop_oneof![
+                Just(CleanupItem::TargetGroup),
+                Just(CleanupItem::AutoScalingGroup),
+                Just(CleanupItem::LaunchTemplate),
+            ],
+            0..=3,
+        ),
+        running in any::<bool>(),
+        report_only in any::<bool>(),
+        in_forward in prop_oneof![Just(None), Just(Some(true)), Just(Some(false))],
+        legacy in proptest::option::of((any::<bool>(), 0usize..3, 0usize..3)),
+        group in proptest::option::of((any::<bool>(), 0usize..3, 0i32..3, any::<bool>())),
+        template in proptest::option::of((any::<bool>(), any::<bool>())),
+        budget in 0usize..4,
+    ) {
+        let input = CleanupInput {
+            service: svc("a"),
+            items,
+            declared_target_group: "legacy-a".into(),
+            declared_group: Some("asg-a".into()),
+            report_only,
+            fleet_remaining: running.then(|| "2 instance(s)".to_string()),
+            in_forward,
+            legacy: legacy.map(|(protected, references, registered)| LegacyTargetGroup {
+                arn: arn("legacy-a"),
+                name: "legacy-a".into(),
+                protected,
+                references,
+                registered,
+            }),
+            group: group.map(|(protected, instances, desired_capacity, deleting)| CleanupGroup {
+                name: "asg-a".into(),
+                protected,
+                instances,
+                desired_capacity,
+                deleting,
+            }),
+            template: template.map(|(protected, shared)| CleanupTemplate {
+                id: "lt-1".into(),
+                name: "web-lt".into(),
+                protected,
+                other_users: if shared { vec!["asg-z".into()] } else { Vec::new() },
+            }),
+        };
+        let plan = plan_cleanup(std::slice::from_ref(&input), budget).remove(0);
+        let deletions = plan.steps.iter().filter(|s| s.item().is_some()).count();
+        prop_assert!(deletions <= budget, "{plan:?}");
+        if running || report_only || input.in_forward.is_none() {
+            prop_assert!(plan.steps.is_empty(), "{plan:?}");
+        }
+        for step in &plan.steps {
+            if let Some(item) = step.item() {
+                prop_assert!(input.items.contains(&item), "{item:?} not listed: {plan:?}");
+            }
+            match step {
+                CleanupStep::LeaveForward { target_group_arn } => {
+                    let l = input.legacy.as_ref().expect("a legacy group");
+                    prop_assert_eq!(target_group_arn, &l.arn);
+                    prop_assert_eq!(l.registered, 0);
+                    prop_assert_eq!(input.in_forward, Some(true));
+                }
+                CleanupStep::DeleteTargetGroup { arn: a, .. } => {
+                    let l = input.legacy.as_ref().expect("a legacy group");
+                    prop_assert_eq!(a, &l.arn);
+                    prop_assert!(!l.protected && l.references == 0 && l.registered == 0, "{plan:?}");
+                    prop_assert_eq!(input.in_forward, Some(false));
+                }
+                CleanupStep::DeleteGroup { name } => {
+                    let g = input.group.as_ref().expect("a group");
+                    prop_assert_eq!(name, &g.name);
+                    prop_assert!(!g.protected && !g.deleting && g.instances == 0 && g.desired_capacity == 0, "{plan:?}");
+                    // Never before its template, when cleanup deletes that.
+                    prop_assert!(!input.template_first(), "{plan:?}");
+                }
+                CleanupStep::DeleteLaunchTemplate { id, .. } => {
+                    let t = input.template.as_ref().expect("a template");
+                    prop_assert_eq!(id, &t.id);
+                    prop_assert!(!t.protected && t.other_users.is_empty(), "{plan:?}");
+                }
+            }
+        }
     }
 }

@@ -68,6 +68,12 @@ async fn group(moto: &Moto, net: &Network, name: &str, template: &str, target_gr
 /// `web-asg` (2 instances) behind `web-ec2` on an ALB, `api-asg` behind its own
 /// group that no manifest names, and `web` migrating off `web-asg` in one step.
 async fn fleet(action: &str) -> Fleet {
+    fleet_with(action, None).await
+}
+
+/// With `cleanup` (the manifest's list), `api-asg` launches from its own
+/// template, so `web-lt` is the fleet's alone.
+async fn fleet_with(action: &str, cleanup: Option<&str>) -> Fleet {
     let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
     moto.create_cluster(CLUSTER).await;
     let net = moto.default_network().await;
@@ -75,12 +81,23 @@ async fn fleet(action: &str) -> Fleet {
     let api_tg = moto.create_target_group("api-ec2", "instance", 80).await;
     let ecs_tg = moto.create_target_group("web-ecs", "ip", 8080).await;
     launch_template(&moto, "web-lt").await;
+    let other_template = match cleanup {
+        Some(_) => {
+            launch_template(&moto, "api-lt").await;
+            "api-lt"
+        }
+        None => "web-lt",
+    };
     group(&moto, &net, GROUP, "web-lt", &legacy_tg).await;
-    group(&moto, &net, OTHER_GROUP, "web-lt", &api_tg).await;
+    group(&moto, &net, OTHER_GROUP, other_template, &api_tg).await;
     moto.create_alb_with_listener("web-alb", &net.subnets, &net.security_group, &legacy_tg)
         .await;
     let repo = GitRepo::new();
-    repo.write("services/web.yaml", &manifest(&net, action));
+    let mut text = manifest(&net, action);
+    if let Some(items) = cleanup {
+        text.push_str(&format!("      cleanup: {items}\n"));
+    }
+    repo.write("services/web.yaml", &text);
     repo.commit("web migrates off web-asg");
     Fleet {
         moto,
@@ -353,4 +370,200 @@ async fn a_group_with_scale_in_protection_is_held_and_reported() {
     let (code, out) = f.run(&["apply", "--dry-run"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("protected from scale-in"), "{out}");
+}
+
+impl Fleet {
+    /// The listener's default actions forward to the legacy group.
+    async fn listener_forwards_to_legacy(&self) -> bool {
+        let lb = self
+            .moto
+            .elbv2()
+            .describe_load_balancers()
+            .names("web-alb")
+            .send()
+            .await
+            .expect("DescribeLoadBalancers");
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap_or_default();
+        let out = self
+            .moto
+            .elbv2()
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .expect("DescribeListeners");
+        let legacy = self.target_group("web-ec2").await;
+        out.listeners()[0].default_actions().iter().any(|a| {
+            a.forward_config().is_some_and(|f| {
+                f.target_groups()
+                    .iter()
+                    .any(|t| t.target_group_arn() == legacy.as_deref())
+            })
+        })
+    }
+
+    /// The ECS group alone, as the listener's forward action.
+    async fn listener_groups(&self) -> Vec<String> {
+        let lb = self
+            .moto
+            .elbv2()
+            .describe_load_balancers()
+            .names("web-alb")
+            .send()
+            .await
+            .expect("DescribeLoadBalancers");
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap_or_default();
+        let out = self
+            .moto
+            .elbv2()
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .expect("DescribeListeners");
+        out.listeners()[0]
+            .default_actions()
+            .iter()
+            .filter_map(|a| a.forward_config())
+            .flat_map(|f| f.target_groups())
+            .filter_map(|t| t.target_group_arn().map(str::to_string))
+            .collect()
+    }
+
+    /// `None` once it is gone.
+    async fn target_group(&self, name: &str) -> Option<String> {
+        let out = self
+            .moto
+            .elbv2()
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await
+            .ok()?;
+        out.target_groups()
+            .first()?
+            .target_group_arn()
+            .map(str::to_string)
+    }
+
+    async fn template_exists(&self, name: &str) -> bool {
+        self.moto
+            .ec2()
+            .describe_launch_templates()
+            .launch_template_names(name)
+            .send()
+            .await
+            .is_ok_and(|o| !o.launch_templates().is_empty())
+    }
+}
+
+fn cleanup_of(addr: &str) -> Option<Value> {
+    let (code, body) = common::try_http_get(addr, "/status").ok()?;
+    if code != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["decommissionCleanup"].as_array()?.first().cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_leaves_the_listener_to_ecs_and_deletes_template_group_and_target_group_through_kill_9()
+ {
+    let f = fleet_with(
+        "stop",
+        Some("[autoScalingGroup, targetGroup, launchTemplate]"),
+    )
+    .await;
+    let other_before = f.group(OTHER_GROUP).await.expect("api-asg");
+    let ecs_tg = f.ecs_tg.clone();
+
+    // Announced before anything happens, and nothing happens while the fleet runs.
+    let (code, out) = f.run(&["apply", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("~ cleanup after prod/web"), "{out}");
+    assert!(
+        out.contains("launchTemplate web-lt: waiting") || out.contains("launchTemplate -: waiting"),
+        "{out}"
+    );
+    assert!(f.template_exists("web-lt").await);
+
+    f.ecs_tasks_healthy().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut d = f.daemon(&addr);
+    let mut logs = String::new();
+
+    // The first cleanup step: the legacy group leaves the forward action.
+    // kill -9 as soon as it shows.
+    let left = wait_until_async(Duration::from_secs(90), async || {
+        f.group(GROUP).await.is_some_and(|g| g.instances == 0)
+            && !f.listener_forwards_to_legacy().await
+    })
+    .await;
+    assert!(left, "{:?}\n{}", f.group(GROUP).await, d.logs());
+    d.kill();
+    logs.push_str(&d.logs());
+
+    // Dry run and report mode, with deletions due: shown, and nothing changes.
+    let before = (
+        f.group(GROUP).await,
+        f.target_group("web-ec2").await,
+        f.template_exists("web-lt").await,
+    );
+    for args in [
+        &["apply", "--dry-run"][..],
+        &["apply", "--mode", "report"][..],
+    ] {
+        let (code, out) = f.run(args);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("would: delete_"), "{args:?}: {out}");
+    }
+    let after = (
+        f.group(GROUP).await,
+        f.target_group("web-ec2").await,
+        f.template_exists("web-lt").await,
+    );
+    assert_eq!(before, after);
+
+    // A restarted daemon carries on from what exists.
+    d = f.daemon(&addr);
+    let done = wait_until_async(Duration::from_secs(60), async || {
+        f.group(GROUP).await.is_none()
+            && f.target_group("web-ec2").await.is_none()
+            && !f.template_exists("web-lt").await
+    })
+    .await;
+    assert!(done, "{:?}\n{}", f.group(GROUP).await, d.logs());
+    let reported = wait_until_async(Duration::from_secs(15), async || {
+        cleanup_of(&addr).is_some_and(|c| c["message"] == "cleaned up")
+    })
+    .await;
+    assert!(reported, "{:?}\n{}", cleanup_of(&addr), d.logs());
+    d.kill();
+    logs.push_str(&d.logs());
+
+    assert_eq!(f.listener_groups().await, [ecs_tg]);
+    // The migration reads the ECS group alone as complete, legacy group or not.
+    assert!(!logs.contains("migration: observation failed"), "{logs}");
+    for line in [
+        "cleanup: deleted the fleet's launch template",
+        "cleanup: deleted the empty Auto Scaling group",
+        "cleanup: deleted the legacy target group",
+    ] {
+        assert_eq!(logs.matches(line).count(), 1, "{line}:\n{logs}");
+    }
+    assert!(
+        logs.matches("cleanup: the legacy target group left the forward action")
+            .count()
+            <= 1,
+        "{logs}"
+    );
+
+    // What no manifest names is exactly as it was.
+    assert_eq!(f.group(OTHER_GROUP).await, Some(other_before));
+    assert!(f.template_exists("api-lt").await);
+    assert!(f.target_group("api-ec2").await.is_some());
 }

@@ -168,6 +168,29 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
             let _ = writeln!(out, "    error: {e}");
         }
     }
+    for c in &d.cleanup {
+        let p = &c.plan;
+        let _ = writeln!(out, "~ cleanup after {} ({})", p.service, p.message);
+        for i in &p.items {
+            let name = i.name.as_deref().unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "    {} {name}: {} ({})",
+                i.item.as_str(),
+                i.state.as_str(),
+                i.message
+            );
+        }
+        if acted && !c.done.is_empty() {
+            let _ = writeln!(out, "    did: {}", c.done.join(", "));
+        } else if !p.steps.is_empty() {
+            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
+            let _ = writeln!(out, "    would: {}", names.join(", "));
+        }
+        if let Some(e) = &c.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    }
 }
 
 /// Scheduled tasks: the group, then each schedule's drift and what the pass

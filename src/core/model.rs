@@ -211,6 +211,11 @@ pub struct InstanceSelector {
 pub struct Decommission {
     pub action: Option<String>,
     pub after: String,
+    /// What is deleted once the fleet is gone (`autoScalingGroup`,
+    /// `targetGroup`, `launchTemplate`); declaring it at all also takes the
+    /// legacy target group out of the forward action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<Vec<String>>,
 }
 
 /// `spec.hooks` (DESIGN §3).

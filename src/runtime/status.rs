@@ -20,6 +20,7 @@ use crate::core::diff::FieldDiff;
 use crate::core::manifest::ManifestSet;
 use crate::core::plan::{Action, ServicePlan};
 use crate::core::state::{Mode, SyncState};
+use crate::runtime::reconciler::cleanup::CleanupOutcome;
 use crate::runtime::reconciler::decommission::InstanceOutcome;
 use crate::runtime::reconciler::groups::GroupOutcome;
 use crate::runtime::reconciler::migration::MigrationReport;
@@ -193,6 +194,38 @@ pub struct GroupStatus {
     pub last_error: Option<String>,
 }
 
+/// One migration's `decommission.cleanup`: what it removes, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupStatus {
+    pub cluster: String,
+    pub service: String,
+    /// The legacy target group has left the forward action.
+    #[serde(default)]
+    pub left_forward: bool,
+    #[serde(default)]
+    pub items: Vec<CleanupItemStatus>,
+    /// Steps carried out in the last pass.
+    #[serde(default)]
+    pub done: Vec<String>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupItemStatus {
+    /// `autoScalingGroup|targetGroup|launchTemplate`.
+    pub item: String,
+    pub name: Option<String>,
+    /// `waiting|due|deleting|done|skipped`.
+    pub state: String,
+    /// Why, or what it waits for (the fleet, an earlier item, the cap).
+    pub message: String,
+}
+
 /// This replica's part: alone, or the leader or a follower under leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +260,9 @@ pub struct StatusSnapshot {
     /// Auto Scaling groups ecsync is decommissioning or holds.
     #[serde(default)]
     pub decommission_groups: Vec<GroupStatus>,
+    /// `decommission.cleanup` of each migration that declares it.
+    #[serde(default)]
+    pub decommission_cleanup: Vec<CleanupStatus>,
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
@@ -247,6 +283,7 @@ impl StatusSnapshot {
             decommission: Vec::new(),
             scheduled_tasks: Vec::new(),
             decommission_groups: Vec::new(),
+            decommission_cleanup: Vec::new(),
             passes: Vec::new(),
         }
     }
@@ -317,7 +354,36 @@ pub fn snapshot(
         .iter()
         .map(|g| group_status(g, report.decommission.error.as_deref()))
         .collect();
+    snapshot.decommission_cleanup = report
+        .decommission
+        .cleanup
+        .iter()
+        .map(cleanup_status)
+        .collect();
     snapshot
+}
+
+/// One migration's cleanup.
+pub fn cleanup_status(c: &CleanupOutcome) -> CleanupStatus {
+    CleanupStatus {
+        cluster: c.plan.service.cluster.clone(),
+        service: c.plan.service.name.clone(),
+        left_forward: c.plan.left_forward,
+        items: c
+            .plan
+            .items
+            .iter()
+            .map(|i| CleanupItemStatus {
+                item: i.item.as_str().to_string(),
+                name: i.name.clone(),
+                state: i.state.as_str().to_string(),
+                message: i.message.clone(),
+            })
+            .collect(),
+        done: c.done.iter().map(|s| s.to_string()).collect(),
+        message: c.plan.message.clone(),
+        last_error: c.error.clone(),
+    }
 }
 
 /// One Auto Scaling group in the decommission queue.
@@ -572,6 +638,20 @@ mod tests {
             }],
             scheduled_tasks: Vec::new(),
             decommission_groups: Vec::new(),
+            decommission_cleanup: vec![CleanupStatus {
+                cluster: "prod".into(),
+                service: "web".into(),
+                left_forward: true,
+                items: vec![CleanupItemStatus {
+                    item: "targetGroup".into(),
+                    name: Some("web-ec2".into()),
+                    state: "waiting".into(),
+                    message: "still referenced by a listener or rule of 1 load balancer(s)".into(),
+                }],
+                done: vec!["leave_forward".into()],
+                message: "targetGroup: still referenced".into(),
+                last_error: None,
+            }],
             passes: Vec::new(),
         }
     }
@@ -626,6 +706,20 @@ mod tests {
                 }],
                 "scheduledTasks": [],
                 "decommissionGroups": [],
+                "decommissionCleanup": [{
+                    "cluster": "prod",
+                    "service": "web",
+                    "leftForward": true,
+                    "items": [{
+                        "item": "targetGroup",
+                        "name": "web-ec2",
+                        "state": "waiting",
+                        "message": "still referenced by a listener or rule of 1 load balancer(s)"
+                    }],
+                    "done": ["leave_forward"],
+                    "message": "targetGroup: still referenced",
+                    "lastError": null
+                }],
                 "passes": []
             })
         );
@@ -640,6 +734,7 @@ mod tests {
         o.remove("passes");
         o.remove("scheduledTasks");
         o.remove("decommissionGroups");
+        o.remove("decommissionCleanup");
         o["lastPass"].as_object_mut().unwrap().remove("kind");
         let svc = o["services"][0].as_object_mut().unwrap();
         svc.remove("pending");

@@ -66,6 +66,38 @@ pub async fn groups_tagged(clients: &Clients, key: &str) -> Result<Vec<Group>, A
     Ok(out)
 }
 
+/// Every group but `except` that launches from the template `id` or `name`
+/// (all groups are listed: a template names none of its users).
+pub async fn template_users(
+    clients: &Clients,
+    id: &str,
+    name: &str,
+    except: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut pages = clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| call_error("AutoScaling:DescribeAutoScalingGroups", e))?;
+        out.extend(
+            page.auto_scaling_groups()
+                .iter()
+                .filter_map(group)
+                .filter(|g| g.name != except)
+                .filter(|g| {
+                    g.launch_template
+                        .as_deref()
+                        .is_some_and(|t| t == id || t == name)
+                })
+                .map(|g| g.name),
+        );
+    }
+    Ok(out)
+}
+
 fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<Group> {
     let launch_template = g
         .launch_template()

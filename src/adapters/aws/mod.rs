@@ -9,6 +9,7 @@ pub mod ecs;
 pub mod elbv2;
 pub mod eventbridge;
 pub mod interceptor;
+pub mod launch_template;
 pub mod scheduler;
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct GroupInput {
     pub registrations: Vec<Registration>,
     /// `Status` is "Delete in progress".
     pub deleting: bool,
+    /// `decommission.cleanup` deletes its launch template first: the group
+    /// is the only place that names it (see `cleanup`).
+    pub template_first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +394,9 @@ pub fn plan_groups(fleet: &FleetInput, budget: usize) -> Vec<GroupPlan> {
                 "scaled to 0; {} instance(s) still terminating",
                 g.instances.len()
             );
+        } else if c.action == DecommissionAction::Terminate && g.template_first {
+            plan.state = OrphanState::Stopped;
+            plan.message = "empty; deleted once its launch template is cleaned up".into();
         } else if c.action == DecommissionAction::Terminate {
             plan.state = OrphanState::Ready;
             ready.push((pending_since, plans.len(), GroupStep::Delete));

@@ -38,11 +38,16 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 mod candidacy;
+mod cleanup;
 mod group;
 mod input;
 mod output;
 
 use candidacy::{Candidacy, candidacy, skip_reason};
+pub use cleanup::{
+    CleanupGroup, CleanupInput, CleanupItem, CleanupPlan, CleanupStep, CleanupTemplate, ItemPlan,
+    ItemState, LegacyTargetGroup, fleet_remaining, plan_cleanup,
+};
 pub use group::{
     GroupInput, GroupInstance, GroupPlan, GroupStep, SUSPENDED_PROCESSES, plan_groups,
 };

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{DedupeKey, Event, EventKind, InstanceFacts, ObjectKind, PassFacts, ServiceFacts};
+use super::{
+    CleanupFacts, DedupeKey, Event, EventKind, InstanceFacts, ObjectKind, PassFacts, ServiceFacts,
+};
 use crate::core::hooks::HookStatus;
 use crate::core::migration::{GateState, Kind};
 use crate::core::model::ServiceKey;
@@ -25,6 +27,9 @@ pub(super) fn detect(pass: &PassFacts, rolling: &BTreeMap<ServiceKey, String>) -
     }
     for i in &pass.instances {
         instance(pass, i, &mut out);
+    }
+    for c in &pass.cleanups {
+        cleanup(pass, c, &mut out);
     }
     out
 }
@@ -271,6 +276,49 @@ fn instance(pass: &PassFacts, i: &InstanceFacts, out: &mut Vec<Event>) {
                 kind: ObjectKind::Instance,
                 cluster: None,
                 name: plan.instance_id.clone(),
+                revision: pass.revision.to_string(),
+            },
+        });
+    }
+}
+
+/// `cleanup.deleted`, once per object deleted (the listener change deletes nothing).
+fn cleanup(pass: &PassFacts, c: &CleanupFacts, out: &mut Vec<Event>) {
+    use crate::core::decommission::CleanupStep;
+    for step in &c.plan.steps {
+        if !c.done.contains(&step.name()) {
+            continue;
+        }
+        let (kind, name) = match step {
+            CleanupStep::LeaveForward { .. } => continue,
+            CleanupStep::DeleteLaunchTemplate { name, .. } => {
+                (ObjectKind::LaunchTemplate, name.clone())
+            }
+            CleanupStep::DeleteGroup { name } => (ObjectKind::AutoScalingGroup, name.clone()),
+            CleanupStep::DeleteTargetGroup { name, .. } => (ObjectKind::TargetGroup, name.clone()),
+        };
+        let mut details = Map::new();
+        details.insert("service".into(), json!(c.plan.service.to_string()));
+        out.push(Event {
+            event: EventKind::CleanupDeleted,
+            time: pass.now,
+            controller_id: pass.controller_id.to_string(),
+            revision: pass.revision.to_string(),
+            kind,
+            cluster: Some(c.plan.service.cluster.clone()),
+            name: name.clone(),
+            state: "deleted".to_string(),
+            message: format!(
+                "{} {name} deleted: the migration of {} is complete and its fleet is gone",
+                kind.as_str(),
+                c.plan.service
+            ),
+            details,
+            key: DedupeKey {
+                event: EventKind::CleanupDeleted,
+                kind,
+                cluster: Some(c.plan.service.cluster.clone()),
+                name,
                 revision: pass.revision.to_string(),
             },
         });

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::core::decommission::InstancePlan;
+use crate::core::decommission::{CleanupPlan, InstancePlan};
 use crate::core::diff::FieldDiff;
 use crate::core::migration::Decision;
 use crate::core::model::ServiceKey;
@@ -32,8 +32,7 @@ use crate::core::state::{Mode, Rollout, SyncState};
 /// fleet, and a forgotten key costs at most one repeated message.
 pub const DEDUPE_CAPACITY: usize = 4096;
 
-/// The events of DESIGN §11. `cleanup.deleted` has no source yet; it is named
-/// here so sinks and receivers know the whole vocabulary.
+/// The events of DESIGN §11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventKind {
     SyncFailed,
@@ -117,6 +116,10 @@ pub enum ObjectKind {
     Hook,
     /// The controller itself: a pass or a Git fetch that failed as a whole.
     Controller,
+    /// What `decommission.cleanup` deleted.
+    TargetGroup,
+    AutoScalingGroup,
+    LaunchTemplate,
 }
 
 impl ObjectKind {
@@ -128,6 +131,9 @@ impl ObjectKind {
             Self::TaskDefinition => "TaskDefinition",
             Self::Hook => "Hook",
             Self::Controller => "Controller",
+            Self::TargetGroup => "TargetGroup",
+            Self::AutoScalingGroup => "AutoScalingGroup",
+            Self::LaunchTemplate => "LaunchTemplate",
         }
     }
 }
@@ -194,6 +200,8 @@ pub struct PassFacts<'a> {
     pub git_error: Option<&'a str>,
     pub services: Vec<ServiceFacts<'a>>,
     pub instances: Vec<InstanceFacts<'a>>,
+    /// `decommission.cleanup` plans and what they did.
+    pub cleanups: Vec<CleanupFacts<'a>>,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +230,13 @@ pub struct MigrationFacts<'a> {
     pub decision: &'a Decision,
     /// The decision's changes were made.
     pub applied: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanupFacts<'a> {
+    pub plan: &'a CleanupPlan,
+    /// Steps carried out, by name (`delete_target_group`, ...).
+    pub done: &'a [&'static str],
 }
 
 #[derive(Debug, Clone)]

@@ -167,6 +167,7 @@ impl Pass {
                     error: i.error.as_deref(),
                 })
                 .collect(),
+            cleanups: Vec::new(),
         }
     }
 }
@@ -700,4 +701,53 @@ fn a_failed_hook_is_announced_once_per_run_with_its_exit_code() {
         again.iter().all(|e| e.event != EventKind::HookFailed),
         "{again:?}"
     );
+}
+
+#[test]
+fn each_cleanup_deletion_is_one_cleanup_deleted_and_the_listener_change_none() {
+    use crate::core::decommission::{CleanupPlan, CleanupStep};
+    let plan = CleanupPlan {
+        service: key("web"),
+        left_forward: true,
+        items: Vec::new(),
+        steps: vec![
+            CleanupStep::LeaveForward {
+                target_group_arn: "arn:tg/web-ec2".into(),
+            },
+            CleanupStep::DeleteLaunchTemplate {
+                id: "lt-1".into(),
+                name: "web-lt".into(),
+            },
+            CleanupStep::DeleteGroup {
+                name: "web-asg".into(),
+            },
+        ],
+        report_only: false,
+        message: String::new(),
+    };
+    // The group's deletion failed: only what was done is announced.
+    let done = ["leave_forward", "delete_launch_template"];
+    let p = pass(Vec::new());
+    let mut facts = p.facts(t0());
+    facts.cleanups = vec![CleanupFacts {
+        plan: &plan,
+        done: &done,
+    }];
+    let mut m = Memory::default();
+    let events = m.observe(&facts);
+    let got: Vec<(String, &str, &str)> = events
+        .iter()
+        .map(|e| (e.event.to_string(), e.kind.as_str(), e.name.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("cleanup.deleted".to_string(), "LaunchTemplate", "web-lt")]
+    );
+    assert!(
+        events[0].message.contains("prod/web"),
+        "{}",
+        events[0].message
+    );
+    // Sent once: the same deletion seen again is not news.
+    assert!(m.observe(&facts).is_empty());
 }

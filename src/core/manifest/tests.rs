@@ -584,3 +584,39 @@ fn a_migration_needs_instances_or_an_auto_scaling_group() {
         "{empty:?}"
     );
 }
+
+#[test]
+fn decommission_cleanup_is_checked_where_it_is_written() {
+    let text = format!(
+        "{WEB}  migration:\n    listener: arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2\n    from:\n      targetGroup: web-ec2\n      instances: {{tags: {{app: web}}}}\n    steps: [100]\n    stepInterval: 1m\n    decommission:\n      after: 1h\n      cleanup: [targetGroup, securityGroup, targetGroup, launchTemplate]\n"
+    );
+    let msgs = rendered(&one("web.yaml", &text));
+    assert_eq!(
+        msgs,
+        vec![
+            "web.yaml:40:30: spec.migration.decommission.cleanup[1]: must be autoScalingGroup, targetGroup or launchTemplate",
+            "web.yaml:40:45: spec.migration.decommission.cleanup[2]: targetGroup is listed twice",
+            "web.yaml:40:58: spec.migration.decommission.cleanup[3]: launchTemplate needs migration.from.autoScalingGroup: there is no group to clean up after",
+        ]
+    );
+    let ok = text
+        .replace("securityGroup, targetGroup, ", "autoScalingGroup, ")
+        .replace(
+            "      instances:",
+            "      autoScalingGroup: web-asg\n      instances:",
+        );
+    let set = one("web.yaml", &ok);
+    assert!(set.errors.is_empty(), "{:?}", rendered(&set));
+    let dc = set.services[0].spec.migration.as_ref().unwrap();
+    let cleanup = dc.decommission.as_ref().unwrap().cleanup.as_ref().unwrap();
+    assert_eq!(cleanup.len(), 3);
+    // An empty list is a declared cleanup: the legacy group leaves the listener.
+    let empty = one(
+        "web.yaml",
+        &text.replace(
+            "[targetGroup, securityGroup, targetGroup, launchTemplate]",
+            "[]",
+        ),
+    );
+    assert!(empty.errors.is_empty(), "{:?}", rendered(&empty));
+}

@@ -324,6 +324,24 @@ fn validate_migration(m: &Migration, path: &FieldPath, p: &mut Problems) {
         if let Err(e) = parse_duration(&d.after) {
             p.push((dp.key("after"), e));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, item) in d.cleanup.iter().flatten().enumerate() {
+            let ip = dp.key("cleanup").index(i);
+            match crate::core::decommission::CleanupItem::parse(item) {
+                None => p.push((
+                    ip,
+                    "must be autoScalingGroup, targetGroup or launchTemplate".into(),
+                )),
+                Some(_) if !seen.insert(item.as_str()) => {
+                    p.push((ip, format!("{item} is listed twice")))
+                }
+                Some(c) if c.needs_group() && m.from.auto_scaling_group.is_none() => p.push((
+                    ip,
+                    format!("{item} needs migration.from.autoScalingGroup: there is no group to clean up after"),
+                )),
+                Some(_) => {}
+            }
+        }
     }
 }
 

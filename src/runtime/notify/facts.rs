@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::core::events::{InstanceFacts, MigrationFacts, PassFacts, ServiceFacts};
+use crate::core::events::{CleanupFacts, InstanceFacts, MigrationFacts, PassFacts, ServiceFacts};
 use crate::core::state::Mode;
 use crate::runtime::reconciler::PassReport;
 
@@ -51,6 +51,15 @@ pub fn pass_facts<'a>(
                 plan: &i.plan,
                 done: &i.done,
                 error: i.error.as_deref(),
+            })
+            .collect(),
+        cleanups: report
+            .decommission
+            .cleanup
+            .iter()
+            .map(|c| CleanupFacts {
+                plan: &c.plan,
+                done: &c.done,
             })
             .collect(),
     }

@@ -163,6 +163,7 @@ fn facts(services: &[Drifted]) -> PassFacts<'_> {
             })
             .collect(),
         instances: Vec::new(),
+        cleanups: Vec::new(),
     }
 }
 

@@ -18,14 +18,15 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::cleanup::{self, CleanupOutcome};
 use super::groups::{self, GroupOutcome};
 use crate::adapters::aws::ec2::{self, Selector};
 use crate::adapters::aws::elbv2;
 use crate::adapters::aws::{AwsError, Clients};
 use crate::core::decommission::{
     DecommissionAction, FleetInput, InstanceInput, InstancePlan, MigrationInput, OrphanState,
-    Protection, Registration, Step, TargetGroupInput, migration_completed_since, plan_decommission,
-    plan_groups,
+    Protection, Registration, Step, TargetGroupInput, migration_completed_since, plan_cleanup,
+    plan_decommission, plan_groups,
 };
 use crate::core::manifest::ManifestSet;
 use crate::core::manifest::validate::parse_duration;
@@ -68,6 +69,8 @@ pub struct DecommissionReport {
     pub instances: Vec<InstanceOutcome>,
     /// Auto Scaling groups (`migration.from.autoScalingGroup`).
     pub groups: Vec<GroupOutcome>,
+    /// What `decommission.cleanup` removes once a fleet is gone.
+    pub cleanup: Vec<CleanupOutcome>,
     /// Observation failed: nothing was decided.
     pub error: Option<String>,
 }
@@ -77,6 +80,7 @@ impl DecommissionReport {
         self.error.is_some()
             || self.instances.iter().any(|i| i.error.is_some())
             || self.groups.iter().any(|g| g.error.is_some())
+            || self.cleanup.iter().any(|c| c.error.is_some())
     }
 }
 
@@ -95,7 +99,7 @@ pub async fn decommission_pass(
         return DecommissionReport::default();
     }
     let mut report = DecommissionReport::default();
-    let fleet = match observe_fleet(clients, set, observed, settings, now).await {
+    let mut fleet = match observe_fleet(clients, set, observed, settings, now).await {
         Ok(f) => f,
         Err(e) => {
             warn!(error = %e, "decommission: observation failed; nothing decided");
@@ -103,10 +107,45 @@ pub async fn decommission_pass(
             return report;
         }
     };
+    let mut cleanups = if cleanup::any_cleanup(set) {
+        cleanup::observe(clients, set, &fleet).await
+    } else {
+        Vec::new()
+    };
+    // A group whose launch template cleanup deletes waits for it: the group
+    // is the only place that names the template.
+    for c in &cleanups {
+        if let Some(g) = &c.input.group
+            && c.input.template_first()
+        {
+            for fg in fleet.groups.iter_mut().filter(|fg| fg.name == g.name) {
+                fg.template_first = true;
+            }
+        }
+    }
     let plans = plan_decommission(&fleet);
     // One cap for the whole fleet: what the instances used, the groups cannot.
     let acting = plans.iter().filter(|p| p.final_action().is_some()).count();
     let group_plans = plan_groups(&fleet, settings.max_per_pass.saturating_sub(acting));
+    let acting = acting
+        + group_plans
+            .iter()
+            .filter(|p| p.final_step().is_some())
+            .count();
+    for c in &mut cleanups {
+        // A group the decommission deletes this pass is not deleted twice.
+        if let Some(g) = c.input.group.as_mut()
+            && group_plans.iter().any(|p| {
+                p.group == g.name
+                    && p.steps
+                        .contains(&crate::core::decommission::GroupStep::Delete)
+            })
+        {
+            g.deleting = true;
+        }
+    }
+    let inputs: Vec<_> = cleanups.iter().map(|c| c.input.clone()).collect();
+    let cleanup_plans = plan_cleanup(&inputs, settings.max_per_pass.saturating_sub(acting));
     let mut counts: BTreeMap<OrphanState, i64> = OrphanState::ALL.iter().map(|s| (*s, 0)).collect();
     for plan in plans {
         *counts.entry(plan.state).or_default() += 1;
@@ -138,6 +177,17 @@ pub async fn decommission_pass(
             groups::execute(clients, &fleet, &mut outcome, metrics).await;
         }
         report.groups.push(outcome);
+    }
+    for (observed, plan) in cleanups.iter().zip(cleanup_plans) {
+        let mut outcome = CleanupOutcome {
+            plan,
+            done: Vec::new(),
+            error: observed.error.clone(),
+        };
+        if !clients.read_only.is_on() && !outcome.plan.report_only && observed.error.is_none() {
+            cleanup::execute(clients, observed, &mut outcome, metrics).await;
+        }
+        report.cleanup.push(outcome);
     }
     for (state, n) in counts {
         metrics.set_ec2_orphans(state.as_str(), n);

@@ -178,6 +178,7 @@ pub async fn observe_groups(
             terminating_hooks,
             registrations,
             deleting: g.deleting,
+            template_first: false,
         });
     }
     Ok(out)

@@ -262,6 +262,11 @@ async fn carry_out(
     evidence: &[String],
 ) -> Result<(), MigrateError> {
     if let Some(pct) = decision.set_percent {
+        if o.legacy_tg.is_empty() {
+            return Err(MigrateError::Unmanaged(
+                "the legacy target group was cleaned up: traffic stays on ECS".into(),
+            ));
+        }
         let actions = elbv2::with_weights(&o.actions, o.index, &o.ecs_tg, &o.legacy_tg, pct);
         elbv2::modify(clients, &o.place, actions).await?;
         info!(cluster = %d.key.cluster, service = %d.key.name, kind = ?decision.kind,
@@ -311,12 +316,25 @@ async fn observe(
         .clone()
         .ok_or_else(|| MigrateError::NotFound("the service has no loadBalancers".into()))?;
     let ecs_tg = resolved(&ecs_name, &p.observed.target_groups)?;
-    let legacy_tg = resolved(&m.from.target_group, &p.observed.target_groups)?;
+    // `decommission.cleanup` deletes the legacy group once the fleet is gone:
+    // then the forward action sends to the ECS group alone, which reads as 100%.
+    let cleans_up = m
+        .decommission
+        .as_ref()
+        .is_some_and(|dc| dc.cleanup.is_some());
+    let legacy_tg = match resolved(&m.from.target_group, &p.observed.target_groups) {
+        Err(MigrateError::NotFound(_)) if cleans_up => String::new(),
+        other => other?,
+    };
     let (place, actions) = elbv2::locate(p.clients, &m.listener).await?;
     let (index, percent) =
         elbv2::managed_forward(&actions, &ecs_tg, &legacy_tg).map_err(MigrateError::Unmanaged)?;
     let ecs_health = elbv2::target_health(p.clients, &ecs_tg).await?;
-    let legacy_health = elbv2::target_health(p.clients, &legacy_tg).await?;
+    let legacy_health = if legacy_tg.is_empty() {
+        (0, 0)
+    } else {
+        elbv2::target_health(p.clients, &legacy_tg).await?
+    };
     Ok(ObservedMigration {
         place,
         actions,

@@ -1,6 +1,7 @@
 //! One reconcile pass: observe, plan, apply, report. Shared by `ecsync apply`
 //! (one pass) and `ecsync run` (a pass per trigger).
 
+pub mod cleanup;
 pub mod decommission;
 mod dependencies;
 pub mod groups;

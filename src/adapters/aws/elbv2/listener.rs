@@ -252,17 +252,21 @@ pub fn with_weights(
         // With several groups the top-level TargetGroupArn must not be set.
         a.target_group_arn = None;
     }
-    for a in &mut out {
-        // Describe calls never return an OIDC client secret, and re-sending
-        // the action without one is refused unless it says to keep the
-        // existing secret: say so, so that action stays exactly as it was.
+    keep_oidc_secrets(&mut out);
+    out
+}
+
+/// Describe calls never return an OIDC client secret, and re-sending the
+/// action without one is refused unless it says to keep the existing secret:
+/// say so, so that action stays exactly as it was.
+pub(super) fn keep_oidc_secrets(actions: &mut [Action]) {
+    for a in actions {
         if let Some(oidc) = a.authenticate_oidc_config.as_mut()
             && oidc.client_secret.is_none()
         {
             oidc.use_existing_client_secret = Some(true);
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! registrations; in [`listener`], the listener or rule that holds a
 //! migration's forward action.
 
+pub mod cleanup;
 mod listener;
 
 pub use listener::{ListenerError, Place, locate, managed_forward, modify, with_weights};

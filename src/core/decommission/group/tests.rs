@@ -54,6 +54,7 @@ fn group() -> GroupInput {
             })
             .collect(),
         deleting: false,
+        template_first: false,
     }
 }
 
@@ -421,4 +422,56 @@ fn a_group_no_longer_a_candidate_is_given_back() {
         .tags
         .insert(tags::DECOMMISSION_BY.into(), "other".into());
     assert!(plan_groups(&fleet(t(900), vec![], vec![theirs]), 1).is_empty());
+}
+
+#[test]
+fn an_empty_group_waits_for_its_launch_template_cleanup_before_deletion() {
+    let mut g = group();
+    g.min_size = 0;
+    g.desired_capacity = 0;
+    g.instances.clear();
+    g.registrations.clear();
+    g.target_group_arns.clear();
+    g.suspended = SUSPENDED_PROCESSES.iter().map(|p| p.to_string()).collect();
+    g.tags
+        .insert(tags::DECOMMISSION.into(), clock(Phase::Stopped, t(700)));
+    g.tags.insert(tags::DECOMMISSION_BY.into(), "ecsync".into());
+    g.template_first = true;
+    let m = migration(true, DecommissionAction::Terminate);
+    let plans = plan_groups(&fleet(t(800), vec![m.clone()], vec![g.clone()]), 1);
+    let p = only(&plans);
+    assert!(p.steps.is_empty(), "{p:#?}");
+    assert!(p.message.contains("launch template"), "{}", p.message);
+    // Once the template is gone, the group goes.
+    g.template_first = false;
+    let plans = plan_groups(&fleet(t(800), vec![m], vec![g]), 1);
+    assert_eq!(names(only(&plans)), ["delete"]);
+}
+
+#[test]
+fn the_fleet_is_gone_once_the_group_is_empty_or_deleted() {
+    use crate::core::decommission::fleet_remaining;
+    let m = migration(true, DecommissionAction::Stop);
+    let live = fleet(t(800), vec![m.clone()], vec![group()]);
+    assert!(fleet_remaining(&live, &m).is_some_and(|w| w.contains("web-asg has 2")));
+    let mut g = group();
+    g.min_size = 0;
+    g.desired_capacity = 0;
+    g.instances.clear();
+    assert_eq!(
+        fleet_remaining(&fleet(t(800), vec![m.clone()], vec![g]), &m),
+        None
+    );
+    assert_eq!(
+        fleet_remaining(&fleet(t(800), vec![m.clone()], vec![]), &m),
+        None
+    );
+    let incomplete = migration(false, DecommissionAction::Stop);
+    assert!(
+        fleet_remaining(
+            &fleet(t(800), vec![incomplete.clone()], vec![]),
+            &incomplete
+        )
+        .is_some()
+    );
 }
