@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::{
     DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, MigrationInput, OrphanState,
-    Registration, SkipReason, Why,
+    Registration, SkipReason, Why, another_controllers, pending_clock_tags,
 };
 use crate::core::tags::{self, Clock, Phase, decode_left, encode_left, parse_service};
 
@@ -239,10 +239,7 @@ pub fn plan_groups(fleet: &FleetInput, budget: usize) -> Vec<GroupPlan> {
     groups.dedup_by(|a, b| a.name == b.name);
 
     for g in groups {
-        if g.tags
-            .get(tags::DECOMMISSION_BY)
-            .is_some_and(|by| *by != fleet.controller_id)
-        {
+        if another_controllers(&g.tags, &fleet.controller_id) {
             continue;
         }
         let clock_tag = g.tags.get(tags::DECOMMISSION);
@@ -290,21 +287,7 @@ pub fn plan_groups(fleet: &FleetInput, budget: usize) -> Vec<GroupPlan> {
         let pending_since = match clock {
             Some(k) => k.since,
             None => {
-                let mut t = BTreeMap::from([
-                    (
-                        tags::DECOMMISSION.to_string(),
-                        Clock {
-                            phase: Phase::Pending,
-                            since: now,
-                        }
-                        .format(),
-                    ),
-                    (tags::DECOMMISSION_FOR.to_string(), c.why.service().into()),
-                    (
-                        tags::DECOMMISSION_BY.to_string(),
-                        fleet.controller_id.clone(),
-                    ),
-                ]);
+                let mut t = pending_clock_tags(now, c.why.service(), &fleet.controller_id);
                 // What a release puts back: only what ecsync itself changes.
                 let suspending: Vec<&str> = SUSPENDED_PROCESSES
                     .iter()

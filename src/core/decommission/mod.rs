@@ -142,12 +142,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
         if inst.gone() {
             continue;
         }
-        // Another controller's decommission: not ours to continue nor to release.
-        if inst
-            .tags
-            .get(tags::DECOMMISSION_BY)
-            .is_some_and(|by| *by != fleet.controller_id)
-        {
+        if another_controllers(&inst.tags, &fleet.controller_id) {
             continue;
         }
         let clock_tag = inst.tags.get(tags::DECOMMISSION);
@@ -282,21 +277,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
             None => {
                 // The clock starts now; the first tag goes on before any deregistration
                 // so that a crash in between still leaves the record of where it was.
-                let mut t = BTreeMap::from([
-                    (
-                        tags::DECOMMISSION.to_string(),
-                        Clock {
-                            phase: Phase::Pending,
-                            since: now,
-                        }
-                        .format(),
-                    ),
-                    (tags::DECOMMISSION_FOR.to_string(), c.why.service().into()),
-                    (
-                        tags::DECOMMISSION_BY.to_string(),
-                        fleet.controller_id.clone(),
-                    ),
-                ]);
+                let mut t = pending_clock_tags(now, c.why.service(), &fleet.controller_id);
                 if !left.is_empty() {
                     t.insert(tags::DECOMMISSION_LEFT.to_string(), encoded_left.clone());
                 }
@@ -395,6 +376,34 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
         plan.message = format!("{} now", action.as_str());
     }
     plans
+}
+
+/// The tags that start a decommission clock, written before anything else so that a crash
+/// right after still leaves the record: the phase and its time, the service it is for, and the
+/// controller that owns it.
+pub(crate) fn pending_clock_tags(
+    now: SystemTime,
+    service: &str,
+    controller_id: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            tags::DECOMMISSION.to_string(),
+            Clock {
+                phase: Phase::Pending,
+                since: now,
+            }
+            .format(),
+        ),
+        (tags::DECOMMISSION_FOR.to_string(), service.to_string()),
+        (tags::DECOMMISSION_BY.to_string(), controller_id.to_string()),
+    ])
+}
+
+/// Another controller's decommission: not ours to continue nor to release.
+pub(crate) fn another_controllers(on: &BTreeMap<String, String>, controller_id: &str) -> bool {
+    on.get(tags::DECOMMISSION_BY)
+        .is_some_and(|by| by != controller_id)
 }
 
 /// A tagged instance that is no longer a candidate: give it back as it was.
