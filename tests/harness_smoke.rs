@@ -271,7 +271,9 @@ fn daemon_captures_output_and_takes_signals() {
     let mut cmd = Command::new("sh");
     cmd.args([
         "-c",
-        "echo started; echo oops >&2; trap 'echo draining; exit 0' TERM; \
+        // The trap first: "oops" is what the test waits for before it sends TERM, and a TERM
+        // that arrived before the trap would kill the shell (seen under load).
+        "trap 'echo draining; exit 0' TERM; echo started; echo oops >&2; \
          while :; do sleep 0.05; done",
     ]);
     let mut d = Daemon::spawn(cmd);
