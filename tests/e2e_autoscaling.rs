@@ -299,18 +299,23 @@ async fn a_group_is_suspended_detached_scaled_in_and_deleted_through_kill_9() {
     d.kill();
     logs.push_str(&d.logs());
 
-    // Each step happened once, and was logged with what and why.
-    for (line, times) in [
-        ("suspended Auto Scaling processes for decommission", 1),
-        (
-            "detached Auto Scaling group from the legacy target group",
-            1,
-        ),
-        ("scaled Auto Scaling group to 0 (min and desired)", 1),
-        ("deleted the empty Auto Scaling group", 1),
+    // No step ran twice. The state checks above show each one happened; its log line may be
+    // missing when the SIGKILL landed after AWS took the call and before the line was written
+    // (seen under load for the suspension, right after the clock tag the test waits for).
+    for line in [
+        "suspended Auto Scaling processes for decommission",
+        "detached Auto Scaling group from the legacy target group",
+        "scaled Auto Scaling group to 0 (min and desired)",
+        "deleted the empty Auto Scaling group",
     ] {
-        assert_eq!(logs.matches(line).count(), times, "{line}:\n{logs}");
+        assert!(logs.matches(line).count() <= 1, "{line}:\n{logs}");
     }
+    // The last daemon is stopped only after /status reported the group gone.
+    assert_eq!(
+        logs.matches("deleted the empty Auto Scaling group").count(),
+        1,
+        "{logs}"
+    );
     assert!(
         logs.contains("migration of prod/web at 100% on ECS"),
         "{logs}"
