@@ -14,6 +14,7 @@ use ecsync::core::decommission::{
     MigrationInput, PRUNE_GRACE, Protection, Registration, Step, TargetGroupInput, TargetState,
     plan_cleanup, plan_decommission, plan_groups,
 };
+use ecsync::core::decommission::{ForeignMigration, hold_for_other_shards};
 use ecsync::core::model::ServiceKey;
 use proptest::prelude::*;
 
@@ -684,6 +685,62 @@ proptest! {
                     prop_assert!(!t.protected && t.other_users.is_empty(), "{plan:?}");
                 }
             }
+        }
+    }
+
+    /// Sharding: split a fleet's migrations between this shard and another.
+    /// Whatever a migration of the other shard selects or names (an instance
+    /// by its tags or its group, an Auto Scaling group) gets no step at all
+    /// here, not even a release; everything else is planned as before.
+    #[test]
+    fn another_shards_fleet_is_never_touched(
+        f in fleet_with_groups(),
+        theirs in proptest::collection::vec(any::<bool>(), 4),
+    ) {
+        let mut mine = f.clone();
+        mine.migrations.clear();
+        let mut foreign = Vec::new();
+        for (i, m) in f.migrations.iter().enumerate() {
+            if theirs[i % theirs.len()] {
+                foreign.push(ForeignMigration {
+                    service: ServiceKey { cluster: "dev".into(), name: m.service.name.clone() },
+                    shard: 1,
+                    selector: m.selector.clone(),
+                    auto_scaling_group: m.auto_scaling_group.clone(),
+                });
+            } else {
+                mine.migrations.push(m.clone());
+            }
+        }
+        let before: BTreeSet<String> = mine.instances.iter().map(|i| i.id.clone()).collect();
+        let held = hold_for_other_shards(&mut mine, &foreign, &|c: &str| (c == "dev").then_some(1));
+        let after: BTreeSet<String> = mine.instances.iter().map(|i| i.id.clone()).collect();
+        let held_ids: BTreeSet<String> = held.iter().map(|h| h.id.clone()).collect();
+        for i in &after {
+            prop_assert!(!held_ids.contains(i), "{i} is both held and planned");
+        }
+        let selects = |fm: &ForeignMigration, tags: &BTreeMap<String, String>| {
+            (!fm.selector.is_empty() && fm.selector.iter().all(|(k, v)| tags.get(k) == Some(v)))
+                || tags.get(ASG_TAG).is_some_and(|g| fm.auto_scaling_group.as_ref() == Some(g))
+        };
+        let theirs_by_tags: BTreeSet<String> = f
+            .instances
+            .iter()
+            .filter(|i| !matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated))
+            .filter(|i| foreign.iter().any(|fm| selects(fm, &i.tags)))
+            .map(|i| i.id.clone())
+            .collect();
+        prop_assert!(theirs_by_tags.is_subset(&held_ids), "{theirs_by_tags:?} not all held: {held:?}");
+        prop_assert!(before.difference(&after).all(|i| held_ids.contains(i)));
+        for p in plan_decommission(&mine) {
+            prop_assert!(!theirs_by_tags.contains(&p.instance_id), "{p:?}");
+        }
+        let their_groups: BTreeSet<&str> = foreign
+            .iter()
+            .filter_map(|fm| fm.auto_scaling_group.as_deref())
+            .collect();
+        for p in plan_groups(&mine, mine.max_per_pass) {
+            prop_assert!(!their_groups.contains(p.group.as_str()), "{p:?}");
         }
     }
 }

@@ -13,14 +13,15 @@ use ecsync::core::state::Mode;
 use ecsync::runtime::daemon::{self, DaemonConfig};
 use ecsync::runtime::desired::load_snapshot;
 use ecsync::runtime::http::WebhookConfig;
-use ecsync::runtime::leader::{LeaseConfig, default_holder};
+use ecsync::runtime::leader::{LeaseConfig, default_holder, lease_name};
 use ecsync::runtime::metrics::Metrics;
 use ecsync::runtime::notify::{NotifyConfig, SecretUrl};
 use ecsync::runtime::reconciler::{PassReport, Reconciler};
 
 use super::render;
 use super::{
-    ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Output, RenderArgs, RunArgs, SourceArgs, ValidateArgs,
+    ApplyArgs, AwsArgs, DiffArgs, ImportArgs, Output, RenderArgs, RunArgs, ShardArgs, SourceArgs,
+    ValidateArgs,
 };
 
 pub const EXIT_OK: u8 = 0;
@@ -157,7 +158,9 @@ async fn one_pass(
     max_decommission_per_pass: usize,
     mode: Mode,
     dry_run: bool,
+    shard: &ShardArgs,
 ) -> Result<(ManifestSet, PassReport, Arc<CallCounts>, Clients)> {
+    let shard = shard.shard()?;
     let snapshot = git_source(source)?.fetch().await?;
     let set = load_snapshot(&snapshot, source.path.as_deref())?;
     let metrics = Arc::new(Metrics::new());
@@ -171,6 +174,7 @@ async fn one_pass(
         mode,
         prune,
         max_decommission_per_pass,
+        shard,
     };
     let report = reconciler
         .pass(&snapshot.revision, &set, &Default::default())
@@ -179,8 +183,16 @@ async fn one_pass(
 }
 
 pub async fn diff(args: DiffArgs) -> Result<u8> {
-    let (set, report, counts, _) =
-        one_pass(&args.source, &args.aws, None, 1, Mode::Report, true).await?;
+    let (set, report, counts, _) = one_pass(
+        &args.source,
+        &args.aws,
+        None,
+        1,
+        Mode::Report,
+        true,
+        &args.shard,
+    )
+    .await?;
     match args.output {
         Output::Text => print!("{}", render::diff_text(&set, &report)),
         Output::Json => println!("{}", render::report_json(&set, &report, Some(&counts))),
@@ -202,6 +214,7 @@ pub async fn apply(args: ApplyArgs) -> Result<u8> {
         args.prune.max_decommission_per_pass,
         args.mode,
         args.dry_run,
+        &args.shard,
     )
     .await?;
     match args.output {
@@ -353,6 +366,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             .map(String::into_bytes),
         delivery: Default::default(),
     };
+    let shard = args.shard.shard()?;
     let source = git_source(&args.source)?;
     let sdk = aws::load_config(args.aws.endpoint_url.as_deref()).await;
     let leader = args
@@ -361,7 +375,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         .as_ref()
         .map(|table| LeaseConfig {
             table: table.clone(),
-            name: args.aws.controller_id.clone(),
+            name: lease_name(&args.aws.controller_id, shard),
             holder: args
                 .leader
                 .lease_holder
@@ -383,6 +397,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         path: args.source.path.clone(),
         leader,
         notify,
+        shard,
     };
     daemon::run(cfg, source, sdk).await?;
     Ok(EXIT_OK)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecsync::core::shard::{Shard, ShardError};
 use ecsync::core::state::Mode;
 
 /// `--mode auto|report`, parsed into the core's [`Mode`].
@@ -162,6 +163,29 @@ pub struct PruneArgs {
     pub max_decommission_per_pass: usize,
 }
 
+/// Sharding: several daemons split the clusters between them (DESIGN §2 flags, README "Sharding").
+#[derive(Args, Debug, Clone)]
+pub struct ShardArgs {
+    /// This replica's shard, from 0: it acts only on the clusters that hash to it
+    /// (with --shard-count).
+    #[arg(long, env = "ECSYNC_SHARD_INDEX", requires = "shard_count")]
+    pub shard_index: Option<u32>,
+    /// How many shards split the clusters (with --shard-index).
+    #[arg(long, env = "ECSYNC_SHARD_COUNT", requires = "shard_index")]
+    pub shard_count: Option<u32>,
+}
+
+impl ShardArgs {
+    /// `None` without sharding.
+    pub fn shard(&self) -> Result<Option<Shard>, ShardError> {
+        match (self.shard_index, self.shard_count) {
+            (Some(index), Some(count)) => Shard::new(index, count).map(Some),
+            // clap requires both or neither.
+            _ => Ok(None),
+        }
+    }
+}
+
 impl PruneArgs {
     pub fn limit(&self) -> Option<usize> {
         self.prune.then_some(self.max_prune_per_pass)
@@ -174,6 +198,8 @@ pub struct DiffArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[arg(long, env = "ECSYNC_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -186,6 +212,8 @@ pub struct ApplyArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub prune: PruneArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Print what would change; make no mutating AWS call.
     #[arg(long, env = "ECSYNC_DRY_RUN")]
     pub dry_run: bool,
@@ -211,6 +239,8 @@ pub struct RunArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub prune: PruneArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// auto: correct drift; report: detect and report it, make no mutating AWS call.
     #[arg(long, env = "ECSYNC_MODE", value_parser = mode_parser(), default_value = "auto")]
     pub mode: Mode,

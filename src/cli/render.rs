@@ -191,6 +191,16 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
             let _ = writeln!(out, "    error: {e}");
         }
     }
+    for h in &d.held_by_shard {
+        let _ = writeln!(
+            out,
+            "~ {} {} held by shard {}\n    {}",
+            h.kind.as_str(),
+            h.id,
+            h.shard,
+            h.reason
+        );
+    }
 }
 
 /// Scheduled tasks: the group, then each schedule's drift and what the pass

@@ -17,5 +17,6 @@ pub mod plan;
 pub mod rollout;
 pub mod schedule;
 pub mod scheduled;
+pub mod shard;
 pub mod state;
 pub mod tags;

@@ -15,6 +15,7 @@ use crate::adapters::aws::interceptor::{ApiCallInterceptor, CallCounts, ReadOnly
 use crate::adapters::git::GitSource;
 use crate::core::manifest::ManifestSet;
 use crate::core::schedule::{ProgressRequeue, ServiceBackoff, ServiceResult};
+use crate::core::shard::Shard;
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::http::{self, HttpState, WebhookConfig};
 use crate::runtime::leader::{Elector, LeaseConfig, LeaseError};
@@ -45,6 +46,8 @@ pub struct DaemonConfig {
     pub leader: Option<LeaseConfig>,
     /// `--notify-*`; empty: no notifications.
     pub notify: NotifyConfig,
+    /// `--shard-index/--shard-count`; `None`: every cluster is this daemon's.
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +143,17 @@ pub async fn run(
         mode: cfg.mode,
         prune: cfg.prune,
         max_decommission_per_pass: cfg.max_decommission_per_pass,
+        shard: cfg.shard,
     };
+    if let Some(shard) = cfg.shard {
+        info!(
+            index = shard.index,
+            count = shard.count,
+            "sharding: acting on this shard's clusters only"
+        );
+        metrics.set_shard(shard.index, shard.count);
+        status.write().unwrap_or_else(|e| e.into_inner()).shard = Some(shard);
+    }
 
     let (stop_tx, stop) = watch::channel(None::<Instant>);
     let signal_trigger = trigger.clone();
@@ -172,7 +185,7 @@ pub async fn run(
                     .interceptor(interceptor)
                     .build(),
             );
-            info!(holder = %lease.holder, table = %lease.table, "leader election on");
+            info!(holder = %lease.holder, table = %lease.table, lease = %lease.name, "leader election on");
             let elector = Elector::new(ddb, lease, read_only.clone(), cfg.mode == Mode::Report)?;
             let leadership = elector.leadership();
             (
@@ -353,6 +366,7 @@ pub async fn run(
                 }
             }
             snapshot.commit = last_commit.clone();
+            snapshot.shard = cfg.shard;
             snapshot.keep_history(&current);
             *current = snapshot;
         } else {

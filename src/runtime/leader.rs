@@ -22,11 +22,23 @@ use tracing::{info, warn};
 use crate::adapters::aws::interceptor::ReadOnly;
 use crate::adapters::lease::Lease;
 pub use crate::adapters::lease::{LeaseError, default_holder};
+use crate::core::shard::Shard;
+
+/// The lease item's key: one per controller id, and one per shard with
+/// sharding (`<controller-id>-<index>`), so that the replicas of one shard
+/// elect a leader among themselves and different shards never contend.
+/// Unsharded it stays `<controller-id>`: an existing deployment keeps its lease.
+pub fn lease_name(controller_id: &str, shard: Option<Shard>) -> String {
+    match shard {
+        Some(s) => format!("{controller_id}-{}", s.index),
+        None => controller_id.to_string(),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
     pub table: String,
-    /// The lease's key: one leader per controller id.
+    /// The lease's key, from [`lease_name`]: one leader per controller id and shard.
     pub name: String,
     /// This replica's identity.
     pub holder: String,
@@ -185,6 +197,13 @@ mod tests {
         let e = Elector::new(client, cfg(15, 10, 2), switch.clone(), false).unwrap();
         assert!(switch.is_on(), "a new replica starts read-only");
         assert!(!e.leadership().is_leader());
+    }
+    #[test]
+    fn each_shard_has_its_own_lease_and_unsharded_keeps_the_old_one() {
+        assert_eq!(lease_name("ecsync", None), "ecsync");
+        let shard = |i| Shard::new(i, 2).ok();
+        assert_eq!(lease_name("ecsync", shard(0)), "ecsync-0");
+        assert_eq!(lease_name("ecsync", shard(1)), "ecsync-1");
     }
 }
 

@@ -266,6 +266,13 @@ pub struct StatusSnapshot {
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
+    /// `{index, count}` with sharding: the clusters listed here are this shard's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::core::shard::Shard>,
+    /// Instances and Auto Scaling groups that a migration of another shard's
+    /// service also selects: that shard decides, this one leaves them alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decommission_held_by_shard: Vec<crate::core::decommission::HeldByShard>,
 }
 
 impl StatusSnapshot {
@@ -285,6 +292,8 @@ impl StatusSnapshot {
             decommission_groups: Vec::new(),
             decommission_cleanup: Vec::new(),
             passes: Vec::new(),
+            shard: None,
+            decommission_held_by_shard: Vec::new(),
         }
     }
 }
@@ -334,6 +343,7 @@ pub fn snapshot(
             st
         })
         .collect();
+    snapshot.decommission_held_by_shard = report.decommission.held_by_shard.clone();
     snapshot.passes = vec![last_pass.clone()];
     snapshot.last_pass = Some(last_pass);
     snapshot.decommission = report
@@ -653,6 +663,8 @@ mod tests {
                 last_error: None,
             }],
             passes: Vec::new(),
+            shard: None,
+            decommission_held_by_shard: Vec::new(),
         }
     }
 

@@ -87,6 +87,7 @@ async fn access_denied_is_a_clear_error_not_a_panic() {
         clusters: ["prod".to_string()].into(),
         all_clusters: false,
         desired: &set.services,
+        shard: None,
     };
     let err = observe(&clients, &scope, &TaskDefinitionCache::default())
         .await
@@ -377,6 +378,7 @@ async fn a_service_ecs_would_not_describe_fails_the_observation() {
                 clusters: ["prod".to_string()].into(),
                 all_clusters: false,
                 desired: &[],
+                shard: None,
             };
             observe(&clients, &scope, &TaskDefinitionCache::default()).await
         }

@@ -42,6 +42,7 @@ mod cleanup;
 mod group;
 mod input;
 mod output;
+mod shard;
 
 use candidacy::{Candidacy, candidacy, skip_reason};
 pub use cleanup::{
@@ -53,6 +54,7 @@ pub use group::{
 };
 pub use input::*;
 pub use output::*;
+pub use shard::{ForeignMigration, HeldByShard, HeldKind, held_fleet, hold_for_other_shards};
 
 use crate::core::tags::{
     self, Clock, MAX_TAG_VALUE, Phase, decode_left, encode_left, parse_service,

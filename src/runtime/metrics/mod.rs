@@ -143,6 +143,13 @@ pub struct Metrics {
     webhook: Family<ResultLabel, Counter>,
     notifications: Family<NotificationLabels, Counter>,
     hook_runs: Family<ResultLabel, Counter>,
+    shard: Family<ShardLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    index: String,
+    count: String,
 }
 
 impl Default for Metrics {
@@ -254,6 +261,13 @@ impl Metrics {
             hook_runs.clone(),
         );
 
+        let shard = Family::<ShardLabels, Gauge>::default();
+        registry.register(
+            "ecsync_shard_info",
+            "This replica's shard, with sharding on (value is always 1)",
+            shard.clone(),
+        );
+
         // Series of known label values exist from the start, so `rate()` and absent-alerts work
         // before the first event of each kind. Families whose label values are open (services,
         // operations, orphan states) appear with their first sample: prometheus-client does not
@@ -314,7 +328,18 @@ impl Metrics {
             webhook,
             notifications,
             hook_runs,
+            shard,
         }
+    }
+
+    /// Exposes `ecsync_shard_info{index,count} 1`, so dashboards can tell shards apart.
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shard
+            .get_or_create(&ShardLabels {
+                index: index.to_string(),
+                count: count.to_string(),
+            })
+            .set(1);
     }
 
     /// The Prometheus text format 0.0.4 (serve with [`PROMETHEUS_TEXT_CONTENT_TYPE`]).
@@ -531,7 +556,7 @@ pub const DESIGN_METRIC_NAMES: [&str; 15] = [
 ];
 
 /// Families exposed beyond §7.
-pub const EXTRA_NAMES: [&str; 1] = ["ecsync_migration_gate_failures_total"];
+pub const EXTRA_NAMES: [&str; 2] = ["ecsync_migration_gate_failures_total", "ecsync_shard_info"];
 
 #[cfg(test)]
 mod tests;

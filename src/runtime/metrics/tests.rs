@@ -68,6 +68,7 @@ pub(crate) fn exercise(m: &Metrics) {
     m.set_ec2_orphans("pending", 1);
     m.webhook("accepted");
     m.notification("webhook", "sent");
+    m.set_shard(1, 3);
 }
 
 #[test]

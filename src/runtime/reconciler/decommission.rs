@@ -24,14 +24,15 @@ use crate::adapters::aws::ec2::{self, Selector};
 use crate::adapters::aws::elbv2;
 use crate::adapters::aws::{AwsError, Clients};
 use crate::core::decommission::{
-    DecommissionAction, FleetInput, InstanceInput, InstancePlan, MigrationInput, OrphanState,
-    Protection, Registration, Step, TargetGroupInput, migration_completed_since, plan_cleanup,
-    plan_decommission, plan_groups,
+    DecommissionAction, FleetInput, ForeignMigration, HeldByShard, InstanceInput, InstancePlan,
+    MigrationInput, OrphanState, Protection, Registration, Step, TargetGroupInput, held_fleet,
+    hold_for_other_shards, migration_completed_since, plan_cleanup, plan_decommission, plan_groups,
 };
 use crate::core::manifest::ManifestSet;
 use crate::core::manifest::validate::parse_duration;
 use crate::core::model::ServiceKey;
 use crate::core::plan::Observed;
+use crate::core::shard::Shard;
 use crate::core::state::Mode;
 use crate::core::tags;
 use crate::runtime::metrics::Metrics;
@@ -50,6 +51,31 @@ pub struct DecommissionSettings {
     /// Services whose migration could not be decided this pass: their
     /// instances are held as they are.
     pub migrations_unknown: BTreeSet<ServiceKey>,
+    /// With sharding: this replica's shard, and the migrations of services in
+    /// other shards' clusters, whose fleets it must leave alone.
+    pub shard: Option<Shard>,
+    pub foreign: Vec<ForeignMigration>,
+}
+
+/// The migrations of `whole` (the manifest set before it was scoped to this
+/// shard) declared for services in clusters another shard owns.
+pub fn foreign_migrations(shard: Option<Shard>, whole: &ManifestSet) -> Vec<ForeignMigration> {
+    let Some(shard) = shard else {
+        return Vec::new();
+    };
+    whole
+        .services
+        .iter()
+        .filter_map(|d| {
+            let m = d.spec.migration.as_ref()?;
+            Some(ForeignMigration {
+                service: d.key.clone(),
+                shard: shard.other_owner(&d.key.cluster)?,
+                selector: m.from.selector(),
+                auto_scaling_group: m.from.auto_scaling_group.clone(),
+            })
+        })
+        .collect()
 }
 
 /// One instance's plan and what became of it.
@@ -71,6 +97,9 @@ pub struct DecommissionReport {
     pub groups: Vec<GroupOutcome>,
     /// What `decommission.cleanup` removes once a fleet is gone.
     pub cleanup: Vec<CleanupOutcome>,
+    /// Instances and groups another shard decides about (sharding only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_by_shard: Vec<HeldByShard>,
     /// Observation failed: nothing was decided.
     pub error: Option<String>,
 }
@@ -107,11 +136,25 @@ pub async fn decommission_pass(
             return report;
         }
     };
+    if let Some(shard) = settings.shard {
+        report.held_by_shard = hold_for_other_shards(&mut fleet, &settings.foreign, &|c: &str| {
+            shard.other_owner(c)
+        });
+        for h in &report.held_by_shard {
+            info!(kind = h.kind.as_str(), id = %h.id, shard = h.shard, service = %h.service, reason = %h.reason, "decommission: held by another shard");
+        }
+    }
     let mut cleanups = if cleanup::any_cleanup(set) {
         cleanup::observe(clients, set, &fleet).await
     } else {
         Vec::new()
     };
+    // A fleet this shard shares with another is not gone while that one holds part of it.
+    for c in &mut cleanups {
+        if let Some(why) = held_fleet(&report.held_by_shard, &c.input.service) {
+            c.input.fleet_remaining = Some(why);
+        }
+    }
     // A group whose launch template cleanup deletes waits for it: the group
     // is the only place that names the template.
     for c in &cleanups {

@@ -24,6 +24,7 @@ use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::ServiceKey;
 use crate::core::plan::{ActionKind, PlanContext, plan_all};
+use crate::core::shard::Shard;
 use crate::core::state::Mode;
 use crate::runtime::metrics::Metrics;
 use decommission::{DecommissionSettings, decommission_pass};
@@ -45,6 +46,9 @@ pub struct Reconciler {
     pub prune: Option<usize>,
     /// `--max-decommission-per-pass`: EC2 instances stopped or terminated per pass.
     pub max_decommission_per_pass: usize,
+    /// `--shard-index/--shard-count`: only clusters this shard owns are part
+    /// of the pass (`None`: every cluster).
+    pub shard: Option<Shard>,
 }
 
 impl Reconciler {
@@ -62,6 +66,11 @@ impl Reconciler {
             revision: revision.to_string(),
             ..Default::default()
         };
+        // Other shards' services and schedules are not part of this pass at
+        // all; the whole set is kept for what they hold (decommission, schedules).
+        let whole = set;
+        let scoped = self.shard.map(|s| s.scope(whole));
+        let set = scoped.as_ref().unwrap_or(whole);
         let clusters: BTreeSet<String> = set
             .services
             .iter()
@@ -75,6 +84,7 @@ impl Reconciler {
             // Pruning must also see clusters whose last manifest was removed.
             all_clusters: self.prune.is_some(),
             desired: &set.services,
+            shard: self.shard,
         };
         let observed = match observe(&self.clients, &scope, &self.cache).await {
             Ok(o) => o,
@@ -244,6 +254,8 @@ impl Reconciler {
             set,
             observed: &observed,
             services: &report.services,
+            shard: self.shard,
+            whole,
         };
         report.scheduled = scheduled::phase(&phase).await;
 
@@ -280,6 +292,8 @@ impl Reconciler {
                 })
                 .map(|o| o.plan.key.clone())
                 .collect(),
+            shard: self.shard,
+            foreign: decommission::foreign_migrations(self.shard, whole),
         };
         let now = std::time::SystemTime::now();
         report.decommission =

@@ -21,6 +21,7 @@ use crate::core::scheduled::{
     DesiredScheduledTask, Group, LiveTaskDefinition, ScheduledAction, ScheduledContext,
     ScheduledPlan, group_name, plan_schedules,
 };
+use crate::core::shard::Shard;
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::metrics::Metrics;
 
@@ -84,6 +85,12 @@ pub struct Phase<'a> {
     pub set: &'a ManifestSet,
     pub observed: &'a Observed,
     pub services: &'a [ServiceOutcome],
+    /// With sharding: `set` holds this shard's schedules only, and the live
+    /// schedules other shards own are left out before anything is planned
+    /// (never updated, reported or pruned here). `whole` is the set before it
+    /// was scoped: where each declared schedule now belongs.
+    pub shard: Option<Shard>,
+    pub whole: &'a ManifestSet,
 }
 
 pub fn needed(set: &ManifestSet, prune: Option<usize>) -> bool {
@@ -106,7 +113,19 @@ async fn run(p: &Phase<'_>, group: &str) -> ScheduledReport {
         ..Default::default()
     };
     let observed = match scheduler::observe(p.clients, group, p.controller_id, p.cache).await {
-        Ok(o) => o,
+        Ok(mut o) => {
+            if let Some(shard) = p.shard {
+                let declared: BTreeMap<&str, &str> = p
+                    .whole
+                    .scheduled
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.spec.cluster.as_str()))
+                    .collect();
+                o.schedules
+                    .retain(|name, live| shard.owns_schedule(name, &live.view.cluster, &declared));
+            }
+            o
+        }
         Err(e) => {
             warn!(error = %e, "observing the schedule group failed");
             report.error = Some(e.to_string());

@@ -147,6 +147,7 @@ async fn pass_with(rollout: &'static str) -> (PassReport, Rule, Rule) {
         mode: Mode::Auto,
         prune: None,
         max_decommission_per_pass: 1,
+        shard: None,
     };
     let report = reconciler.pass("rev2", &set, &Default::default()).await;
     (report, register, update)

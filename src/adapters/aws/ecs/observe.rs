@@ -19,6 +19,7 @@ use crate::core::manifest::{DesiredService, task_definition_hash};
 use crate::core::model::{ServiceKey, TaskDefinition};
 use crate::core::normalize;
 use crate::core::plan::{LiveService, LiveTaskDefinition, Observed};
+use crate::core::shard::Shard;
 use crate::core::state::{Rollout, RolloutState, ServiceStatus};
 use crate::core::tags;
 /// Concurrent read calls per pass: enough to hide latency, few enough not to
@@ -80,6 +81,8 @@ pub struct Scope<'a> {
     /// Also look at every other cluster in the account (ListClusters).
     pub all_clusters: bool,
     pub desired: &'a [DesiredService],
+    /// With sharding, the clusters ListClusters finds are this shard's only.
+    pub shard: Option<Shard>,
 }
 
 pub async fn observe(
@@ -95,7 +98,12 @@ pub async fn observe(
     };
     observed.missing_clusters = scope.clusters.difference(&existing).cloned().collect();
     if scope.all_clusters {
-        existing.extend(list_clusters(clients).await?);
+        let listed = list_clusters(clients).await?;
+        existing.extend(
+            listed
+                .into_iter()
+                .filter(|c| scope.shard.is_none_or(|s| s.owns(c))),
+        );
     }
 
     // One bound for the reads of every cluster: a per-cluster bound would multiply with the

@@ -121,6 +121,8 @@ fn snapshot() -> StatusSnapshot {
             result: "partial".into(),
             kind: PassKind::Webhook,
         }],
+        shard: None,
+        decommission_held_by_shard: Vec::new(),
     }
 }
 
