@@ -628,6 +628,54 @@ fn chart_has_the_objects_probes_and_settings_issue_7_asks_for() {
     }
 }
 
+#[test]
+fn chart_runs_one_deployment_per_shard_and_keeps_the_default() {
+    let dep = read(&format!("{CHART}/templates/deployment.yaml"));
+    let values = yaml(&format!("{CHART}/values.yaml"));
+    assert_eq!(values["shards"], 1, "one shard by default: every cluster");
+    // One Deployment per shard, each told its index as a literal.
+    assert!(dep.contains("{{- range $shard := until (int .Values.shards) }}\n{{- with $ }}"));
+    assert!(dep.contains("{{- fail \"shards must be at least 1\" }}"));
+    assert!(dep.contains(
+        "  name: {{ include \"ecsync.fullname\" . }}{{ if gt (int .Values.shards) 1 }}-{{ $shard }}{{ end }}\n"
+    ));
+    assert!(dep.contains(
+        "- name: ECSYNC_SHARD_INDEX\n              value: {{ $shard | quote }}\n            - name: ECSYNC_SHARD_COUNT\n              value: {{ .Values.shards | quote }}"
+    ));
+    // Each shard's Deployment selects its own pods only.
+    assert!(dep.contains(
+        "{{- include \"ecsync.selectorLabels\" . | nindent 6 }}\n      {{- if gt (int .Values.shards) 1 }}\n      ecsync.io/shard: {{ $shard | quote }}"
+    ));
+    // With one shard the rendering is what it was before sharding: every line
+    // that mentions the shard is guarded by `shards > 1`, except the loop itself
+    // and the separator before the second document.
+    let mut code = dep.clone();
+    while let Some(start) = code.find("{{- /*") {
+        let end = code[start..]
+            .find("*/}}")
+            .map_or(code.len(), |e| start + e + 4);
+        code.replace_range(start..end, "");
+    }
+    let mut guarded = 0usize;
+    for line in code.lines() {
+        let t = line.trim();
+        if t.starts_with("{{- if gt (int .Values.shards) 1 }}") {
+            guarded += 1;
+        } else if t == "{{- end }}" && guarded > 0 {
+            guarded -= 1;
+        } else if (t.contains("shard") || t.contains("SHARD"))
+            && guarded == 0
+            && !t.starts_with("{{- range $shard")
+            && !t.starts_with("{{- if $shard }}")
+            && !t.starts_with("{{- if lt (int .Values.shards) 1 }}")
+            && !t.starts_with("{{- fail \"shards")
+            && !t.contains("{{ if gt (int .Values.shards) 1 }}")
+        {
+            panic!("deployment.yaml: `{t}` is not guarded by `shards > 1`");
+        }
+    }
+}
+
 // ───────────────────────────── Grafana dashboard ─────────────────────────────
 
 use ecsync::runtime::metrics::{
