@@ -162,7 +162,10 @@ async fn one_pass(
 ) -> Result<(ManifestSet, PassReport, Arc<CallCounts>, Clients)> {
     let shard = shard.shard()?;
     let snapshot = git_source(source)?.fetch().await?;
-    let set = load_snapshot(&snapshot, source.path.as_deref())?;
+    let mut set = load_snapshot(&snapshot, source.path.as_deref())?;
+    if let Some(shard) = shard {
+        set.warnings.extend(shard.dependency_warnings(&set));
+    }
     let metrics = Arc::new(Metrics::new());
     let read_only = mode == Mode::Report || dry_run;
     let (clients, counts) = clients(aws_args, metrics.clone(), read_only).await;

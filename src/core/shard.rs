@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::core::manifest::ManifestSet;
+use crate::core::dependencies::dependencies;
+use crate::core::manifest::{ManifestError, ManifestSet};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShardError {
@@ -93,6 +94,36 @@ impl Shard {
                 .collect(),
             held_scheduled: set.held_scheduled.clone(),
         }
+    }
+
+    /// Warnings, at the manifest's `file:line:col`, for each `dependsOn` of
+    /// this shard's services that names a service in another shard's cluster:
+    /// this shard cannot see that service roll out, so the dependent is held.
+    pub fn dependency_warnings(&self, set: &ManifestSet) -> Vec<ManifestError> {
+        let mut out = Vec::new();
+        for d in set.services.iter().filter(|d| self.owns(&d.key.cluster)) {
+            for (i, dep) in dependencies(d).iter().enumerate() {
+                let Some(owner) = self.other_owner(&dep.cluster) else {
+                    continue;
+                };
+                let (file, line, column) = d
+                    .depends_on_at
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| (d.source.clone(), 0, 0));
+                out.push(ManifestError {
+                    file,
+                    line,
+                    column,
+                    message: format!(
+                        "spec.dependsOn[{i}].service: {dep} is in a cluster shard {owner} owns; \
+                         shard {} cannot see it roll out, so {} is held",
+                        self.index, d.key
+                    ),
+                });
+            }
+        }
+        out
     }
 
     /// Whether this shard acts on the live schedule `name` in ecsync's group,

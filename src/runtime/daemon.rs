@@ -238,7 +238,10 @@ pub async fn run(
                     watch_default_branch(hook, &source).await;
                 }
                 match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
-                    Ok(set) => {
+                    Ok(mut set) => {
+                        if let Some(shard) = cfg.shard {
+                            set.warnings.extend(shard.dependency_warnings(&set));
+                        }
                         let new = last_good
                             .as_ref()
                             .is_none_or(|(r, _)| *r != snapshot.revision);

@@ -157,3 +157,37 @@ fn a_schedule_belongs_to_the_shard_of_its_declared_cluster_then_its_live_one() {
     assert!(zero.owns_schedule("gone", "prod", &declared));
     assert!(!one.owns_schedule("gone", "prod", &declared));
 }
+
+#[test]
+fn a_dependency_in_another_shard_is_warned_about_where_it_is_written() {
+    // web (prod, shard 0) depends on api (dev, shard 1) and on db (staging, shard 0).
+    let web = service("web", "prod")
+        + "  dependsOn:\n    - service: api\n      cluster: dev\n    - service: db\n      cluster: staging\n";
+    let (api, db) = (service("api", "dev"), service("db", "staging"));
+    let set = load([
+        ("web.yaml", web.as_str()),
+        ("api.yaml", api.as_str()),
+        ("db.yaml", db.as_str()),
+    ]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let zero = Shard::new(0, 2).unwrap();
+    let warnings: Vec<String> = zero
+        .dependency_warnings(&set)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "web.yaml:14:16: spec.dependsOn[0].service: dev/api is in a cluster shard 1 owns; \
+          shard 0 cannot see it roll out, so prod/web is held"
+        ]
+    );
+    // Shard 1 owns api, which depends on nothing.
+    assert!(
+        Shard::new(1, 2)
+            .unwrap()
+            .dependency_warnings(&set)
+            .is_empty()
+    );
+}
