@@ -69,6 +69,14 @@ fn overview(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
     if let Some(token) = s.lease_token {
         let _ = write!(b, ", lease token {token}");
     }
+    if let Some(shard) = s.shard {
+        // Services of other shards' clusters are on their replicas' pages.
+        let _ = write!(
+            b,
+            ", shard {} of {} (this shard's clusters only)",
+            shard.index, shard.count
+        );
+    }
     b.push_str("</dd><dt>Last pass</dt><dd>");
     match &s.last_pass {
         Some(p) => {

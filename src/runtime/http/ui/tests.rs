@@ -328,3 +328,16 @@ fn without_script_the_page_says_to_reload() {
     assert!(page.contains(r#"<span id="refresh">Reload the page for newer passes.</span>"#));
     assert!(page.contains("location.reload(); }, 10 * 1000);"));
 }
+
+#[test]
+fn the_dashboard_says_which_shard_it_shows() {
+    let plain = dashboard::render(&snapshot(), now());
+    assert!(!plain.contains("shard"), "{plain}");
+    let mut sharded = snapshot();
+    sharded.shard = crate::core::shard::Shard::new(1, 2).ok();
+    let page = dashboard::render(&sharded, now());
+    assert!(
+        page.contains("leader, lease token 4, shard 1 of 2 (this shard's clusters only)</dd>"),
+        "{page}"
+    );
+}
