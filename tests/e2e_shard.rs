@@ -484,3 +484,97 @@ async fn diff_shows_one_shards_view() {
         "{r}"
     );
 }
+
+/// `apps` of a Fargate service in `cluster` migrating off the instances tagged
+/// `app=legacy` (the listener is never looked at by the other shard).
+fn migrating(name: &str, cluster: &str, net: &Network) -> String {
+    format!(
+        "{}  loadBalancers:
+    - targetGroup: {name}-ecs
+      containerName: app
+      containerPort: 8080
+  migration:
+    listener: arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/legacy/0123456789abcdef/0123456789abcdef
+    from:
+      targetGroup: legacy-ec2
+      instances: {{tags: {{app: legacy}}}}
+    steps: [50, 100]
+    stepInterval: 1m
+    decommission:
+      action: stop
+      after: 1h
+",
+        service_yaml(name, cluster, net, "app:1", "x", 1)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_another_shard_is_draining_is_held_not_released() {
+    let moto = Moto::start();
+    moto.create_cluster("prod").await;
+    moto.create_cluster("dev").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    repo.write(
+        "services/prod-a.yaml",
+        &service_yaml("prod-a", "prod", &net, "app:1", "x", 1),
+    );
+    // Shard 1's service migrates off the legacy fleet, and shard 1 has
+    // started the decommission clock on its instance.
+    repo.write("services/dev-a.yaml", &migrating("dev-a", "dev", &net));
+    repo.commit("a migration in shard 1");
+    let clock = "pending@2026-01-01T00:00:00Z";
+    let ids = moto
+        .run_instances(1, &[("app", "legacy"), ("ecsync.io/decommission", clock)])
+        .await;
+
+    // Shard 0 sees the clock (it looks for every instance carrying one) but no
+    // migration of its own explains it: without sharding that is a release.
+    let cache = tempfile::tempdir().unwrap();
+    let shard_0 = ["--shard-index", "0", "--shard-count", "2", "--prune"];
+    let r = ecsync_in(
+        &moto,
+        &repo,
+        cache.path(),
+        "apply",
+        &[&shard_0[..], &["--output", "json"]].concat(),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let held = &r.json()["decommission"]["heldByShard"];
+    assert_eq!(held[0]["kind"], "instance", "{r}");
+    assert_eq!(held[0]["id"], ids[0].as_str(), "{r}");
+    assert_eq!(held[0]["shard"], 1, "{r}");
+    assert_eq!(held[0]["service"], "dev/dev-a", "{r}");
+    assert!(
+        r.json()["decommission"]["instances"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{r}"
+    );
+    let r = ecsync_in(&moto, &repo, cache.path(), "apply", &shard_0);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .contains(&format!("~ instance {} held by shard 1", ids[0])),
+        "{r}"
+    );
+
+    let out = moto
+        .ec2()
+        .describe_instances()
+        .instance_ids(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    let inst = &out.reservations()[0].instances()[0];
+    let tag = inst
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("ecsync.io/decommission"))
+        .and_then(|t| t.value());
+    assert_eq!(tag, Some(clock), "shard 0 must leave shard 1's clock alone");
+    assert_eq!(
+        inst.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("running")
+    );
+}
