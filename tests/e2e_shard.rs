@@ -485,7 +485,7 @@ async fn diff_shows_one_shards_view() {
     );
 }
 
-/// `apps` of a Fargate service in `cluster` migrating off the instances tagged
+/// A Fargate service in `cluster` migrating off the instances tagged
 /// `app=legacy` (the listener is never looked at by the other shard).
 fn migrating(name: &str, cluster: &str, net: &Network) -> String {
     format!(
@@ -577,4 +577,99 @@ async fn a_fleet_another_shard_is_draining_is_held_not_released() {
         inst.state().and_then(|s| s.name()).map(|n| n.as_str()),
         Some("running")
     );
+}
+
+fn job(name: &str, cluster: &str, net: &Network) -> String {
+    format!(
+        r#"apiVersion: ecsync.io/v1alpha1
+kind: ScheduledTask
+metadata:
+  name: {name}
+spec:
+  cluster: {cluster}
+  schedule: rate(1 hour)
+  roleArn: arn:aws:iam::123456789012:role/ecsync-scheduler
+  launchType: FARGATE
+  taskDefinition:
+    family: {name}
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    containerDefinitions:
+      - name: job
+        image: busybox:1.36
+        command: [echo, {name}]
+  networkConfiguration:
+    awsvpcConfiguration:
+      subnets: [{s0}]
+      securityGroups: [{sg}]
+"#,
+        s0 = net.subnets[0],
+        sg = net.security_group,
+    )
+}
+
+async fn schedule_names(moto: &Moto) -> Vec<String> {
+    let Ok(out) = moto
+        .scheduler()
+        .list_schedules()
+        .group_name("ecsync-ecsync")
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = out
+        .schedules()
+        .iter()
+        .filter_map(|s| s.name().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_are_created_and_pruned_by_the_shard_of_their_cluster() {
+    let moto = Moto::start();
+    moto.create_cluster("prod").await;
+    moto.create_cluster("dev").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    for (name, cluster) in [("prod-a", "prod"), ("dev-a", "dev")] {
+        repo.write(
+            &format!("services/{name}.yaml"),
+            &service_yaml(name, cluster, &net, "app:1", "x", 1),
+        );
+    }
+    repo.write("services/prod-job.yaml", &job("prod-job", "prod", &net));
+    repo.write("services/dev-job.yaml", &job("dev-job", "dev", &net));
+    repo.commit("a job per shard");
+    let cache = tempfile::tempdir().unwrap();
+    let apply = |index: &str| {
+        let r = ecsync_in(
+            &moto,
+            &repo,
+            cache.path(),
+            "apply",
+            &["--shard-index", index, "--shard-count", "2", "--prune"],
+        );
+        assert_eq!(r.code, 0, "{r}");
+        r
+    };
+
+    apply("0");
+    assert_eq!(schedule_names(&moto).await, ["prod-job"]);
+    apply("1");
+    assert_eq!(schedule_names(&moto).await, ["dev-job", "prod-job"]);
+
+    // The schedule group is shared; a schedule of shard 1's cluster whose
+    // manifest is gone is pruned by shard 1, never by shard 0.
+    repo.remove("services/dev-job.yaml");
+    repo.commit("drop dev-job");
+    let r = apply("0");
+    assert!(!r.stdout.contains("dev-job"), "{r}");
+    assert_eq!(schedule_names(&moto).await, ["dev-job", "prod-job"]);
+    apply("1");
+    assert_eq!(schedule_names(&moto).await, ["prod-job"]);
 }
