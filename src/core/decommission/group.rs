@@ -143,6 +143,14 @@ impl GroupPlan {
     pub fn final_step(&self) -> Option<&GroupStep> {
         self.steps.iter().find(|s| s.is_final())
     }
+    /// This pass starts the group's decommission clock (see
+    /// [`super::InstancePlan::starts_clock`]).
+    pub fn starts_clock(&self) -> bool {
+        self.steps.iter().any(|s| match s {
+            GroupStep::Tag { tags } => tags.contains_key(tags::DECOMMISSION_FOR),
+            _ => false,
+        })
+    }
 }
 
 struct GroupCandidate {

@@ -41,6 +41,7 @@ mod candidacy;
 mod cleanup;
 mod group;
 mod input;
+mod leftovers;
 mod output;
 
 use candidacy::{Candidacy, candidacy, skip_reason};
@@ -52,6 +53,10 @@ pub use group::{
     GroupInput, GroupInstance, GroupPlan, GroupStep, SUSPENDED_PROCESSES, plan_groups,
 };
 pub use input::*;
+pub use leftovers::{
+    AddressState, AttachedVolume, InstanceUse, InterfaceUse, Leftover, LeftoverInput, LeftoverKind,
+    RecordInput, RecordItem, ResourceState, Tagged, leftovers, plan_record,
+};
 pub use output::*;
 
 use crate::core::tags::{

@@ -114,6 +114,7 @@ fn snapshot() -> StatusSnapshot {
         scheduled_tasks: Vec::new(),
         decommission_groups: Vec::new(),
         decommission_cleanup: Vec::new(),
+        decommission_leftovers: Default::default(),
         passes: vec![PassSummary {
             pass_id: 7,
             started_at: "2023-11-14T22:13:10Z".into(),
