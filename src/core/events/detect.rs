@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    CleanupFacts, DedupeKey, Event, EventKind, InstanceFacts, ObjectKind, PassFacts, ServiceFacts,
+    CleanupFacts, DedupeKey, Event, EventKind, GroupFacts, InstanceFacts, ObjectKind, PassFacts,
+    ServiceFacts,
 };
 use crate::core::hooks::HookStatus;
 use crate::core::migration::{GateState, Kind};
@@ -27,6 +28,9 @@ pub(super) fn detect(pass: &PassFacts, rolling: &BTreeMap<ServiceKey, String>) -
     }
     for i in &pass.instances {
         instance(pass, i, &mut out);
+    }
+    for g in &pass.groups {
+        group(pass, g, &mut out);
     }
     for c in &pass.cleanups {
         cleanup(pass, c, &mut out);
@@ -276,6 +280,68 @@ fn instance(pass: &PassFacts, i: &InstanceFacts, out: &mut Vec<Event>) {
                 kind: ObjectKind::Instance,
                 cluster: None,
                 name: plan.instance_id.clone(),
+                revision: pass.revision.to_string(),
+            },
+        });
+    }
+}
+
+/// An Auto Scaling group's scale-in is its `decommission.stopped` (Auto
+/// Scaling then terminates its instances), its deletion its
+/// `decommission.terminated`: the meanings its `ecsync.io/decommission` tag
+/// gives `stopped` and `terminating`. A step is told once done, even when a
+/// later step of the pass failed: the group changed all the same.
+fn group(pass: &PassFacts, g: &GroupFacts, out: &mut Vec<Event>) {
+    let plan = g.plan;
+    for (step, event, message) in [
+        (
+            "scale_to_zero",
+            EventKind::DecommissionStopped,
+            format!(
+                "Auto Scaling group {} scaled to 0 ({} instance(s))",
+                plan.group, plan.instances
+            ),
+        ),
+        (
+            "delete",
+            EventKind::DecommissionTerminated,
+            format!("Auto Scaling group {} deleted", plan.group),
+        ),
+    ] {
+        if !g.done.contains(&step) {
+            continue;
+        }
+        let mut details = Map::new();
+        details.insert("group".into(), json!(plan.group));
+        details.insert("instances".into(), json!(plan.instances));
+        if let Some(a) = plan.action {
+            details.insert("action".into(), json!(a.as_str()));
+        }
+        if let Some(why) = &plan.why {
+            details.insert("service".into(), json!(why.service()));
+            details.insert("why".into(), json!(why.to_string()));
+        }
+        let why = plan
+            .why
+            .as_ref()
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default();
+        out.push(Event {
+            event,
+            time: pass.now,
+            controller_id: pass.controller_id.to_string(),
+            revision: pass.revision.to_string(),
+            kind: ObjectKind::AutoScalingGroup,
+            cluster: None,
+            name: plan.group.clone(),
+            state: plan.state.as_str().to_string(),
+            message: format!("{message}{why}"),
+            details,
+            key: DedupeKey {
+                event,
+                kind: ObjectKind::AutoScalingGroup,
+                cluster: None,
+                name: plan.group.clone(),
                 revision: pass.revision.to_string(),
             },
         });
