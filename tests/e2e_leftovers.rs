@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
@@ -18,7 +17,10 @@ use aws_sdk_ec2::types::{
     DomainType, Filter, InstanceType, LaunchTemplateBlockDeviceMappingRequest,
     LaunchTemplateEbsBlockDeviceRequest, RequestLaunchTemplateData,
 };
-use common::{Daemon, GitRepo, Moto, Network, ecsync_with, free_port, wait_until_async};
+use common::{
+    GitRepo, MigrationStage, Moto, Network, ecsync_daemon, ecsync_text, free_port, migration_stage,
+    wait_until_async, web_migrating,
+};
 use serde_json::Value;
 
 const LEFTOVER_OF: &str = "ecsync.io/leftover-of";
@@ -57,12 +59,13 @@ async fn security_group(moto: &Moto, net: &Network, name: &str) -> String {
 /// termination; one instance holds an Elastic IP. Another instance outside
 /// the fleet uses `shared`. `web` migrates off the group in one step.
 async fn world() -> World {
-    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let MigrationStage {
+        moto,
+        net,
+        legacy_tg,
+        ecs_tg,
+    } = migration_stage().await;
     let ec2 = moto.ec2();
-    moto.create_cluster("prod").await;
-    let net = moto.default_network().await;
-    let legacy_tg = moto.create_target_group("web-ec2", "instance", 80).await;
-    let ecs_tg = moto.create_target_group("web-ecs", "ip", 8080).await;
     let fleet_sg = security_group(&moto, &net, "web-fleet").await;
     let shared_sg = security_group(&moto, &net, "shared").await;
 
@@ -191,32 +194,7 @@ async fn world() -> World {
 
 fn manifest(net: &Network) -> String {
     format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: Service
-metadata:
-  name: web
-spec:
-  cluster: prod
-  desiredCount: 2
-  launchType: FARGATE
-  taskDefinition:
-    family: web
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: app
-        image: nginx:1.27
-        portMappings: [{{containerPort: 8080}}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}, {s1}]
-      securityGroups: [{sg}]
-  loadBalancers:
-    - {{targetGroup: web-ecs, containerName: app, containerPort: 8080}}
-  migration:
-    listener: {{loadBalancer: web-alb, port: 80}}
+        "{}    listener: {{loadBalancer: web-alb, port: 80}}
     from:
       targetGroup: web-ec2
       autoScalingGroup: web-asg
@@ -225,31 +203,14 @@ spec:
     decommission:
       action: terminate
       after: 1s
-"#,
-        s0 = net.subnets[0],
-        s1 = net.subnets[1],
-        sg = net.security_group,
+",
+        web_migrating(net, "nginx:1.27")
     )
 }
 
 impl World {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = ecsync_with(&self.moto);
-        cmd.args(args)
-            .args(["--repo", &self.repo.url(), "--path", "services"])
-            .arg("--cache-dir")
-            .arg(self.cache.path());
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = self.cmd(args).output().expect("run ecsync");
-        let text = format!(
-            "{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        ecsync_text(&self.moto, &self.repo, self.cache.path(), args)
     }
 
     /// The migration's step as the service's tag records it.
@@ -463,9 +424,7 @@ async fn a_terminated_fleet_leaves_exactly_its_own_resources_reported_and_nothin
     // fleet's own leftovers.
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut cmd = w.cmd(&["run", "--interval", "1s", "--listen", &addr]);
-    cmd.env("RUST_LOG", "info");
-    let d = Daemon::spawn(cmd);
+    let d = ecsync_daemon(&w.moto, &w.repo, w.cache.path(), &addr);
     let expected: BTreeSet<(String, String)> = [
         ("securityGroup", w.fleet_sg.clone()),
         ("elasticIp", w.address.clone()),
