@@ -492,4 +492,11 @@ async fn a_terminated_fleet_leaves_exactly_its_own_resources_reported_and_nothin
         1,
         "recorded once, when the decommission started:\n{logs}"
     );
+    // Before the clock: a crash in between records again, never not at all.
+    let recorded_at = logs.find("tagged leftovers of the fleet");
+    let clock_at = logs.find("tagged Auto Scaling group");
+    assert!(
+        recorded_at.is_some() && clock_at.is_some() && recorded_at < clock_at,
+        "{logs}"
+    );
 }

@@ -248,3 +248,238 @@ pub fn describe(l: &Leftover) -> String {
         .map_or(String::new(), |n| format!(" ({n})"));
     format!("{} {}{name} of {}", l.kind.as_str(), l.id, l.service)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::core::decommission::{GroupInput, GroupInstance, GroupStep, OrphanState, Step};
+    use crate::core::tags::{DECOMMISSION, DECOMMISSION_FOR};
+
+    fn key(name: &str) -> ServiceKey {
+        ServiceKey {
+            cluster: "prod".into(),
+            name: name.into(),
+        }
+    }
+
+    fn migration_of(service: &str) -> Option<Why> {
+        Some(Why::Migration {
+            service: service.into(),
+            completed: SystemTime::UNIX_EPOCH,
+        })
+    }
+
+    fn clock_start(service: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                DECOMMISSION.to_string(),
+                "pending@2025-01-01T00:00:00Z".into(),
+            ),
+            (DECOMMISSION_FOR.to_string(), service.into()),
+        ])
+    }
+
+    fn instance(id: &str, why: Option<Why>, starts: bool) -> InstancePlan {
+        let service = why.as_ref().map(|w| w.service().to_string());
+        InstancePlan {
+            instance_id: id.into(),
+            state: OrphanState::Pending,
+            why,
+            action: Some(DecommissionAction::Terminate),
+            acts_at: None,
+            skipped: None,
+            leaves: Vec::new(),
+            drained_from: Vec::new(),
+            steps: if starts {
+                vec![Step::Tag {
+                    tags: clock_start(&service.unwrap_or_default()),
+                }]
+            } else {
+                Vec::new()
+            },
+            report_only: false,
+            message: String::new(),
+        }
+    }
+
+    fn fleet_with_group() -> FleetInput {
+        FleetInput {
+            controller_id: "ecsync".into(),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+            max_per_pass: 1,
+            prune: true,
+            declared: BTreeSet::new(),
+            held: BTreeSet::new(),
+            set_incomplete: false,
+            migrations: Vec::new(),
+            target_groups: BTreeMap::new(),
+            instances: Vec::new(),
+            groups: vec![GroupInput {
+                name: "api-asg".into(),
+                tags: BTreeMap::new(),
+                min_size: 2,
+                desired_capacity: 2,
+                suspended: BTreeSet::new(),
+                target_group_arns: BTreeSet::new(),
+                load_balancer_names: Vec::new(),
+                instances: ["i-a1", "i-a2"]
+                    .iter()
+                    .map(|id| GroupInstance {
+                        id: id.to_string(),
+                        protected_from_scale_in: false,
+                    })
+                    .collect(),
+                terminating_hooks: Some(Vec::new()),
+                registrations: Vec::new(),
+                deleting: false,
+                template_first: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn only_fleets_whose_clock_starts_now_are_recorded_by_service() {
+        let fleet = fleet_with_group();
+        let instances = vec![
+            instance("i-w1", migration_of("prod/web"), true),
+            instance("i-w2", migration_of("prod/web"), true),
+            // Its clock started on an earlier pass: recorded then.
+            instance("i-w3", migration_of("prod/web"), false),
+            // A pruned service's instance is no migration's fleet.
+            instance(
+                "i-p1",
+                Some(Why::Prune {
+                    service: "prod/gone".into(),
+                }),
+                true,
+            ),
+        ];
+        let groups = vec![GroupPlan {
+            group: "api-asg".into(),
+            state: OrphanState::Pending,
+            why: migration_of("prod/api"),
+            action: Some(DecommissionAction::Stop),
+            acts_at: None,
+            skipped: None,
+            instances: 2,
+            steps: vec![GroupStep::Tag {
+                tags: clock_start("prod/api"),
+            }],
+            report_only: true,
+            message: String::new(),
+        }];
+        let got = starting(&fleet, &instances, &groups, false);
+        assert_eq!(
+            got,
+            vec![
+                Starting {
+                    service: key("api"),
+                    action: DecommissionAction::Stop,
+                    instance_ids: BTreeSet::from(["i-a1".into(), "i-a2".into()]),
+                    report_only: true,
+                },
+                Starting {
+                    service: key("web"),
+                    action: DecommissionAction::Terminate,
+                    instance_ids: BTreeSet::from(["i-w1".into(), "i-w2".into()]),
+                    report_only: false,
+                },
+            ]
+        );
+        // Read-only: every fleet is decided and shown, none tagged.
+        assert!(
+            starting(&fleet, &instances, &groups, true)
+                .iter()
+                .all(|s| s.report_only)
+        );
+        // Nothing starts: no call at all.
+        let settled: Vec<InstancePlan> = instances
+            .into_iter()
+            .map(|mut p| {
+                p.steps.clear();
+                p
+            })
+            .collect();
+        assert!(starting(&fleet, &settled, &[], false).is_empty());
+    }
+
+    /// What moto cannot show: AWS refusing the tag (a policy without the
+    /// leftovers statement). The record fails, so the fleet's clock waits.
+    #[tokio::test]
+    async fn a_refused_tag_is_the_fleets_error_and_nothing_counts_as_recorded() {
+        use aws_sdk_ec2::operation::create_tags::CreateTagsError;
+        use aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput;
+        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+        use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+        use aws_sdk_ec2::types::{
+            EbsInstanceBlockDevice, Instance, InstanceBlockDeviceMapping, Reservation, Volume,
+        };
+        use aws_smithy_mocks::mock;
+
+        let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(
+                    Reservation::builder()
+                        .instances(
+                            Instance::builder()
+                                .instance_id("i-1")
+                                .block_device_mappings(
+                                    InstanceBlockDeviceMapping::builder()
+                                        .device_name("/dev/sdf")
+                                        // No DeleteOnTermination in the answer: it may outlive.
+                                        .ebs(
+                                            EbsInstanceBlockDevice::builder()
+                                                .volume_id("vol-1")
+                                                .build(),
+                                        )
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let addresses = mock!(aws_sdk_ec2::Client::describe_addresses)
+            .then_output(|| DescribeAddressesOutput::builder().build());
+        let volumes = mock!(aws_sdk_ec2::Client::describe_volumes).then_output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(Volume::builder().volume_id("vol-1").build())
+                .build()
+        });
+        let refused = mock!(aws_sdk_ec2::Client::create_tags)
+            .then_error(|| CreateTagsError::unhandled("UnauthorizedOperation"));
+        let clients =
+            crate::adapters::aws::tests::mocked(&[&instances, &addresses, &volumes, &refused]);
+        let s = Starting {
+            service: key("web"),
+            action: DecommissionAction::Terminate,
+            instance_ids: BTreeSet::from(["i-1".to_string()]),
+            report_only: false,
+        };
+        let out = record(&clients, &s).await;
+        assert_eq!(
+            out.items
+                .iter()
+                .map(|i| (i.kind, i.id.as_str(), i.skipped.is_none()))
+                .collect::<Vec<_>>(),
+            vec![(
+                crate::core::decommission::LeftoverKind::Volume,
+                "vol-1",
+                true
+            )]
+        );
+        assert!(!out.tagged);
+        assert!(
+            out.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("recording leftovers:")),
+            "{out:?}"
+        );
+        assert_eq!(failed(&[out]), BTreeSet::from(["prod/web".to_string()]));
+        assert_eq!(refused.num_calls(), 1);
+    }
+}
