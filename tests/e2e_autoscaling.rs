@@ -12,15 +12,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
-use common::{Daemon, GitRepo, Moto, Network, ecsync_with, free_port, wait_until_async};
+use common::{
+    Daemon, GitRepo, MigrationStage, Moto, Network, ecsync_daemon, ecsync_text, free_port,
+    migration_stage, wait_until_async, web_migrating,
+};
 use serde_json::Value;
 
-const CLUSTER: &str = "prod";
 const GROUP: &str = "web-asg";
 const OTHER_GROUP: &str = "api-asg";
 
@@ -74,12 +75,13 @@ async fn fleet(action: &str) -> Fleet {
 /// With `cleanup` (the manifest's list), `api-asg` launches from its own
 /// template, so `web-lt` is the fleet's alone.
 async fn fleet_with(action: &str, cleanup: Option<&str>) -> Fleet {
-    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
-    moto.create_cluster(CLUSTER).await;
-    let net = moto.default_network().await;
-    let legacy_tg = moto.create_target_group("web-ec2", "instance", 80).await;
+    let MigrationStage {
+        moto,
+        net,
+        legacy_tg,
+        ecs_tg,
+    } = migration_stage().await;
     let api_tg = moto.create_target_group("api-ec2", "instance", 80).await;
-    let ecs_tg = moto.create_target_group("web-ecs", "ip", 8080).await;
     launch_template(&moto, "web-lt").await;
     let other_template = match cleanup {
         Some(_) => {
@@ -109,32 +111,7 @@ async fn fleet_with(action: &str, cleanup: Option<&str>) -> Fleet {
 
 fn manifest(net: &Network, action: &str) -> String {
     format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: Service
-metadata:
-  name: web
-spec:
-  cluster: {CLUSTER}
-  desiredCount: 2
-  launchType: FARGATE
-  taskDefinition:
-    family: web
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: app
-        image: nginx:1.27
-        portMappings: [{{containerPort: 8080}}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}, {s1}]
-      securityGroups: [{sg}]
-  loadBalancers:
-    - {{targetGroup: web-ecs, containerName: app, containerPort: 8080}}
-  migration:
-    listener: {{loadBalancer: web-alb, port: 80}}
+        "{}    listener: {{loadBalancer: web-alb, port: 80}}
     from:
       targetGroup: web-ec2
       autoScalingGroup: {GROUP}
@@ -143,10 +120,8 @@ spec:
     decommission:
       action: {action}
       after: 2s
-"#,
-        s0 = net.subnets[0],
-        s1 = net.subnets[1],
-        sg = net.security_group,
+",
+        web_migrating(net, "nginx:1.27")
     )
 }
 
@@ -162,29 +137,12 @@ struct Seen {
 }
 
 impl Fleet {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = ecsync_with(&self.moto);
-        cmd.args(args)
-            .args(["--repo", &self.repo.url(), "--path", "services"])
-            .arg("--cache-dir")
-            .arg(self.cache.path());
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = self.cmd(args).output().expect("run ecsync");
-        let text = format!(
-            "{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        ecsync_text(&self.moto, &self.repo, self.cache.path(), args)
     }
 
     fn daemon(&self, listen: &str) -> Daemon {
-        let mut cmd = self.cmd(&["run", "--interval", "1s", "--listen", listen]);
-        cmd.env("RUST_LOG", "info");
-        Daemon::spawn(cmd)
+        ecsync_daemon(&self.moto, &self.repo, self.cache.path(), listen)
     }
 
     async fn ecs_tasks_healthy(&self) {

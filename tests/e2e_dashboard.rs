@@ -331,6 +331,18 @@ fn dashboard_and_detail_pages_in_a_real_browser() {
                 })
         },
     );
+    ecsync.wait_for(
+        "web's Auto Scaling group and its cleanup queued",
+        Duration::from_secs(60),
+        |s| {
+            s["decommissionGroups"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g["autoScalingGroup"] == "web-asg"))
+                && s["decommissionCleanup"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+        },
+    );
     let status = ecsync.status();
     let instances: Vec<String> = status["decommission"]
         .as_array()
@@ -371,6 +383,10 @@ fn dashboard_and_detail_pages_in_a_real_browser() {
         r#"<li class="done">50%"#,
         r#"data-gate="ecs-healthy""#,
         "<h2>Decommission queue</h2>",
+        // The group and the cleanup, beside the instances.
+        r#"<tr class="group" data-group="web-asg">"#,
+        "<h3>Cleanup</h3>",
+        r#"data-item="launchTemplate""#,
         "<h2>Last passes</h2>",
         // Escaped in the page, so text in the DOM.
         "worker: report only &lt;blink&gt;&amp;&lt;/blink&gt;",

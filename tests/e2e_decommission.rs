@@ -882,3 +882,217 @@ async fn generated_fleets_through_moto_stop_exactly_what_the_rules_allow() {
     }
     assert!(total_eligible > 0, "the seeds must exercise a stop");
 }
+
+/// The leftovers of a fleet selected by tag (issue 13): recorded when the clocks start,
+/// reported only once nothing uses them. A stopped fleet still holds its volumes, address
+/// and group; only its AMI is a leftover until someone terminates an instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_fleet_records_what_it_uses_and_reports_only_what_nothing_uses() {
+    use aws_sdk_ec2::types::{
+        BlockDeviceMapping, DomainType, EbsBlockDevice, Filter, ResourceType,
+    };
+    let moto = moto_with_running_services();
+    let s = setup(&moto, &["web"]).await;
+    let ec2 = moto.ec2();
+    let net = moto.default_network().await;
+    let fleet_sg = ec2
+        .create_security_group()
+        .group_name("web-fleet")
+        .description("web-fleet")
+        .vpc_id(&net.vpc_id)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let builder = moto.run_instances(1, &[("role", "image-builder")]).await;
+    let image = ec2
+        .create_image()
+        .instance_id(&builder[0])
+        .name("web-2024")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    let fleet: Vec<String> = ec2
+        .run_instances()
+        .image_id(&image)
+        .min_count(2)
+        .max_count(2)
+        .subnet_id(&net.subnets[0])
+        .security_group_ids(&fleet_sg)
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/sdf")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .volume_size(1)
+                        .delete_on_termination(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("app")
+                        .value("web")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    let address = ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .send()
+        .await
+        .unwrap()
+        .allocation_id()
+        .unwrap()
+        .to_string();
+    ec2.associate_address()
+        .allocation_id(&address)
+        .instance_id(&fleet[0])
+        .send()
+        .await
+        .unwrap();
+    let volume_of = async |id: &str| {
+        ec2.describe_volumes()
+            .filters(
+                Filter::builder()
+                    .name("attachment.instance-id")
+                    .values(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .volumes()[0]
+            .volume_id()
+            .unwrap()
+            .to_string()
+    };
+    let volumes = [volume_of(&fleet[0]).await, volume_of(&fleet[1]).await];
+    moto.register_instances(&s.legacy["web"], &fleet).await;
+    set_migration_step(&moto, "web", 2).await;
+
+    let leftover_lines = |out: &str| -> BTreeSet<String> {
+        out.lines()
+            .filter(|l| l.starts_with("~ leftover "))
+            .map(str::to_string)
+            .collect()
+    };
+    let line = |kind: &str, id: &str, name: Option<&str>| {
+        let name = name.map_or(String::new(), |n| format!(" ({n})"));
+        format!("~ leftover {kind} {id}{name} of prod/web (not deleted)")
+    };
+
+    // Both clocks start (and the record is taken); after the grace period, one stop per pass.
+    let r = apply(&moto, &s.repo, &s.cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("~ recorded image"), "{r}");
+    std::thread::sleep(AFTER + Duration::from_secs(1));
+    let mut last = None;
+    for _ in 0..fleet.len() {
+        let r = apply(&moto, &s.repo, &s.cache, &[]);
+        assert_eq!(r.code, 0, "{r}");
+        last = Some(r);
+    }
+    let r = last.unwrap();
+    assert_eq!(stopped(&instances(&moto, &fleet).await).len(), 2, "{r}");
+    // Recorded: every volume a stopped instance keeps, the address, the group, the AMI.
+    let by_tag = || {
+        Filter::builder()
+            .name("tag:ecsync.io/leftover-of")
+            .values("prod/web")
+            .build()
+    };
+    let tagged_volumes: BTreeSet<String> = ec2
+        .describe_volumes()
+        .filters(by_tag())
+        .send()
+        .await
+        .unwrap()
+        .volumes()
+        .iter()
+        .filter_map(|v| v.volume_id().map(str::to_string))
+        .collect();
+    assert_eq!(tagged_volumes, volumes.iter().cloned().collect());
+    let tagged_addresses = ec2
+        .describe_addresses()
+        .filters(by_tag())
+        .send()
+        .await
+        .unwrap()
+        .addresses()
+        .len();
+    assert_eq!(tagged_addresses, 1);
+    // Still in use by the stopped fleet: only the AMI is left behind.
+    assert_eq!(
+        leftover_lines(&r.stdout),
+        BTreeSet::from([line("image", &image, Some("web-2024"))]),
+        "{r}"
+    );
+
+    // Someone terminates the instance with the address: its data volume and the
+    // address are left behind; the group is still used by the other instance.
+    ec2.terminate_instances()
+        .instance_ids(&fleet[0])
+        .send()
+        .await
+        .unwrap();
+    let r = apply(&moto, &s.repo, &s.cache, &[]);
+    assert_eq!(r.code, 0, "{r}");
+    let public_ip = ec2
+        .describe_addresses()
+        .allocation_ids(&address)
+        .send()
+        .await
+        .unwrap()
+        .addresses()[0]
+        .public_ip()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        leftover_lines(&r.stdout),
+        BTreeSet::from([
+            line("image", &image, Some("web-2024")),
+            line("volume", &volumes[0], None),
+            line("elasticIp", &address, Some(&public_ip)),
+        ]),
+        "{r}"
+    );
+    // The group is recorded, but the other instance still uses it; nothing was deleted.
+    let tagged_groups = ec2
+        .describe_security_groups()
+        .filters(by_tag())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .len();
+    assert_eq!(tagged_groups, 1);
+    assert!(!r.stdout.contains(&fleet_sg), "{r}");
+    assert_eq!(
+        ec2.describe_volumes()
+            .set_volume_ids(Some(volumes.to_vec()))
+            .send()
+            .await
+            .unwrap()
+            .volumes()
+            .len(),
+        2
+    );
+}

@@ -4,14 +4,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, RuleCondition,
     TargetDescription, TargetGroupTuple,
 };
-use common::{Daemon, GitRepo, Moto, Network, ecsync_with, free_port, http_get, wait_until_async};
+use common::{
+    Daemon, GitRepo, MigrationStage, Moto, Network, ecsync_daemon, ecsync_text, free_port,
+    http_get, migration_stage, wait_until_async, web_migrating,
+};
 use serde_json::Value;
 
 const CLUSTER: &str = "prod";
@@ -31,11 +33,12 @@ struct Fleet {
 /// target group, an empty ECS target group, an unmanaged rule on the same
 /// listener, and a manifest that migrates `web` with `migration_yaml`.
 async fn fleet(steps: &str, interval: &str, listener: Option<&str>) -> Fleet {
-    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
-    moto.create_cluster(CLUSTER).await;
-    let net = moto.default_network().await;
-    let legacy_tg = moto.create_target_group("web-ec2", "instance", 80).await;
-    let ecs_tg = moto.create_target_group("web-ecs", "ip", 8080).await;
+    let MigrationStage {
+        moto,
+        net,
+        legacy_tg,
+        ecs_tg,
+    } = migration_stage().await;
     let instances = moto.run_instances(3, &[("app", "web")]).await;
     moto.register_instances(&legacy_tg, &instances).await;
     let (lb_arn, listener_arn) = moto
@@ -89,68 +92,24 @@ async fn fleet(steps: &str, interval: &str, listener: Option<&str>) -> Fleet {
 
 fn manifest(net: &Network, listener: &str, steps: &str, interval: &str, image: &str) -> String {
     format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: Service
-metadata:
-  name: {SERVICE}
-spec:
-  cluster: {CLUSTER}
-  desiredCount: 2
-  launchType: FARGATE
-  taskDefinition:
-    family: web
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: app
-        image: {image}
-        portMappings: [{{containerPort: 8080}}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}, {s1}]
-      securityGroups: [{sg}]
-  loadBalancers:
-    - {{targetGroup: web-ecs, containerName: app, containerPort: 8080}}
-  migration:
-    listener: {listener}
+        "{}    listener: {listener}
     from:
       targetGroup: web-ec2
       instances: {{tags: {{app: web}}}}
     steps: {steps}
     stepInterval: {interval}
-"#,
-        s0 = net.subnets[0],
-        s1 = net.subnets[1],
-        sg = net.security_group,
+",
+        web_migrating(net, image)
     )
 }
 
 impl Fleet {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = ecsync_with(&self.moto);
-        cmd.args(args)
-            .args(["--repo", &self.repo.url(), "--path", "services"])
-            .arg("--cache-dir")
-            .arg(self.cache.path());
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = self.cmd(args).output().expect("run ecsync");
-        let text = format!(
-            "{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        ecsync_text(&self.moto, &self.repo, self.cache.path(), args)
     }
 
     fn daemon(&self, listen: &str) -> Daemon {
-        let mut cmd = self.cmd(&["run", "--interval", "1s", "--listen", listen]);
-        cmd.env("RUST_LOG", "info");
-        Daemon::spawn(cmd)
+        ecsync_daemon(&self.moto, &self.repo, self.cache.path(), listen)
     }
 
     /// Stand in for ECS placing two healthy tasks in its target group.

@@ -201,6 +201,57 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
             h.reason
         );
     }
+    leftover_lines(out, &d.leftovers, acted);
+}
+
+/// What fleets leave behind: reported, never deleted.
+fn leftover_lines(
+    out: &mut String,
+    l: &ecsync::runtime::reconciler::leftovers::LeftoversReport,
+    acted: bool,
+) {
+    for f in &l.found {
+        let _ = writeln!(
+            out,
+            "~ leftover {} (not deleted)",
+            ecsync::runtime::reconciler::leftovers::describe(f)
+        );
+    }
+    for r in &l.recorded {
+        let verb = if acted && r.tagged {
+            "recorded"
+        } else {
+            "would record"
+        };
+        for i in &r.items {
+            match &i.skipped {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "~ {verb} {} {} as a leftover of {}",
+                        i.kind.as_str(),
+                        i.id,
+                        r.service
+                    );
+                }
+                Some(why) => {
+                    let _ = writeln!(
+                        out,
+                        "~ not a leftover of {}: {} {} ({why})",
+                        r.service,
+                        i.kind.as_str(),
+                        i.id
+                    );
+                }
+            }
+        }
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "! leftovers of {}: {e}", r.service);
+        }
+    }
+    if let Some(e) = &l.error {
+        let _ = writeln!(out, "! leftovers: {e}");
+    }
 }
 
 /// Scheduled tasks: the group, then each schedule's drift and what the pass

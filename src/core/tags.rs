@@ -38,6 +38,11 @@ pub const DECOMMISSION_LEFT: &str = "ecsync.io/decommission-left";
 /// resumed if the group stops being a decommission candidate.
 pub const DECOMMISSION_SUSPENDED: &str = "ecsync.io/decommission-suspended";
 pub const INSTANCE_SERVICE: &str = "ecsync.io/service";
+/// On a security group, Elastic IP, EBS volume or AMI a decommissioned fleet
+/// used: `<cluster>/<service>` whose fleet it outlives. Written while the
+/// fleet still exists (afterwards AWS no longer says whose it was), read by
+/// the leftovers report; never a reason to delete anything.
+pub const LEFTOVER_OF: &str = "ecsync.io/leftover-of";
 /// `<family>:<revision>@<content hash>` of the task definition ecsync last put
 /// on the service: while the service still runs that revision, its content is
 /// known without a DescribeTaskDefinition call.

@@ -23,6 +23,7 @@ use crate::core::state::{Mode, SyncState};
 use crate::runtime::reconciler::cleanup::CleanupOutcome;
 use crate::runtime::reconciler::decommission::InstanceOutcome;
 use crate::runtime::reconciler::groups::GroupOutcome;
+use crate::runtime::reconciler::leftovers::LeftoversReport;
 use crate::runtime::reconciler::migration::MigrationReport;
 use crate::runtime::reconciler::{PassReport, ServiceOutcome};
 
@@ -226,6 +227,36 @@ pub struct CleanupItemStatus {
     pub message: String,
 }
 
+/// What decommissioned fleets left behind (never deleted), and what the
+/// last pass recorded as such.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftoversStatus {
+    #[serde(default)]
+    pub items: Vec<LeftoverStatus>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftoverStatus {
+    pub cluster: String,
+    pub service: String,
+    /// `securityGroup|elasticIp|volume|image`.
+    pub kind: String,
+    pub id: String,
+    /// The group's or image's name, the address's public IP.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `leftover` (nothing uses it any more), or, in the pass a fleet's
+    /// decommission starts, `recorded`, `wouldRecord` (read-only) or
+    /// `notRecorded` (with why).
+    pub state: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
 /// This replica's part: alone, or the leader or a follower under leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -263,6 +294,9 @@ pub struct StatusSnapshot {
     /// `decommission.cleanup` of each migration that declares it.
     #[serde(default)]
     pub decommission_cleanup: Vec<CleanupStatus>,
+    /// What decommissioned fleets left behind: reported, never deleted.
+    #[serde(default)]
+    pub decommission_leftovers: LeftoversStatus,
     /// The last passes, newest first (at most [`PASS_HISTORY`]).
     #[serde(default)]
     pub passes: Vec<PassSummary>,
@@ -291,6 +325,7 @@ impl StatusSnapshot {
             scheduled_tasks: Vec::new(),
             decommission_groups: Vec::new(),
             decommission_cleanup: Vec::new(),
+            decommission_leftovers: LeftoversStatus::default(),
             passes: Vec::new(),
             shard: None,
             decommission_held_by_shard: Vec::new(),
@@ -370,7 +405,55 @@ pub fn snapshot(
         .iter()
         .map(cleanup_status)
         .collect();
+    snapshot.decommission_leftovers = leftovers_status(&report.decommission.leftovers);
     snapshot
+}
+
+/// The leftovers found, then what the pass recorded (or would have).
+pub fn leftovers_status(r: &LeftoversReport) -> LeftoversStatus {
+    let mut items: Vec<LeftoverStatus> = r
+        .found
+        .iter()
+        .map(|l| LeftoverStatus {
+            cluster: l.service.cluster.clone(),
+            service: l.service.name.clone(),
+            kind: l.kind.as_str().to_string(),
+            id: l.id.clone(),
+            name: l.name.clone(),
+            state: "leftover".into(),
+            message: None,
+        })
+        .collect();
+    for rec in &r.recorded {
+        for i in &rec.items {
+            let state = match (&i.skipped, rec.report_only, rec.tagged) {
+                (Some(_), _, _) => "notRecorded",
+                (None, true, _) => "wouldRecord",
+                (None, false, true) => "recorded",
+                // The tagging failed: the error says why.
+                (None, false, false) => continue,
+            };
+            items.push(LeftoverStatus {
+                cluster: rec.service.cluster.clone(),
+                service: rec.service.name.clone(),
+                kind: i.kind.as_str().to_string(),
+                id: i.id.clone(),
+                name: None,
+                state: state.into(),
+                message: i.skipped.clone(),
+            });
+        }
+    }
+    let errors: Vec<&str> = r
+        .error
+        .iter()
+        .chain(r.recorded.iter().filter_map(|x| x.error.as_ref()))
+        .map(String::as_str)
+        .collect();
+    LeftoversStatus {
+        items,
+        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
 }
 
 /// One migration's cleanup.
@@ -662,6 +745,18 @@ mod tests {
                 message: "targetGroup: still referenced".into(),
                 last_error: None,
             }],
+            decommission_leftovers: LeftoversStatus {
+                items: vec![LeftoverStatus {
+                    cluster: "prod".into(),
+                    service: "web".into(),
+                    kind: "volume".into(),
+                    id: "vol-0123".into(),
+                    name: None,
+                    state: "leftover".into(),
+                    message: None,
+                }],
+                last_error: None,
+            },
             passes: Vec::new(),
             shard: None,
             decommission_held_by_shard: Vec::new(),
@@ -732,6 +827,13 @@ mod tests {
                     "message": "targetGroup: still referenced",
                     "lastError": null
                 }],
+                "decommissionLeftovers": {
+                    "items": [{
+                        "cluster": "prod", "service": "web", "kind": "volume", "id": "vol-0123",
+                        "name": null, "state": "leftover", "message": null
+                    }],
+                    "lastError": null
+                },
                 "passes": []
             })
         );
@@ -747,6 +849,7 @@ mod tests {
         o.remove("scheduledTasks");
         o.remove("decommissionGroups");
         o.remove("decommissionCleanup");
+        o.remove("decommissionLeftovers");
         o["lastPass"].as_object_mut().unwrap().remove("kind");
         let svc = o["services"][0].as_object_mut().unwrap();
         svc.remove("pending");

@@ -33,7 +33,10 @@ pub fn bench_param<T: std::str::FromStr>(name: &str, benching: bool, real: T, sm
 }
 
 pub use faultproxy::{Fault, FaultConfig, FaultProxy};
-pub use fixtures::{Run, ecsync_in, run, service_yaml};
+pub use fixtures::{
+    MigrationStage, Run, ecsync_daemon, ecsync_in, ecsync_text, migration_stage, run, service_yaml,
+    web_migrating,
+};
 pub use git::GitRepo;
 pub use http::{
     HttpResponse, free_port, http_get, http_post, http_request, try_http_get, try_http_post,

@@ -124,6 +124,16 @@ pub async fn tag(
     id: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
+    tag_resources(clients, &[id.to_string()], tags).await
+}
+
+/// One CreateTags for several resources of any EC2 kind (instances, volumes,
+/// addresses, security groups, images).
+pub async fn tag_resources(
+    clients: &Clients,
+    ids: &[String],
+    tags: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
     let tags: Vec<Tag> = tags
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -131,7 +141,7 @@ pub async fn tag(
     clients
         .ec2
         .create_tags()
-        .resources(id)
+        .set_resources(Some(ids.to_vec()))
         .set_tags(Some(tags))
         .send()
         .await

@@ -10,6 +10,7 @@ pub mod elbv2;
 pub mod eventbridge;
 pub mod interceptor;
 pub mod launch_template;
+pub mod leftovers;
 pub mod scheduler;
 
 #[cfg(test)]

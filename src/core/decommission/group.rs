@@ -27,11 +27,12 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::candidacy::{Candidate, from_migrations, record_keys_on, release_blocked};
 use super::{
-    DEFAULT_DEREGISTRATION_DELAY, DecommissionAction, FleetInput, MigrationInput, OrphanState,
-    Registration, SkipReason, Why, another_controllers, pending_clock_tags,
+    DecommissionAction, FleetInput, MigrationInput, OrphanState, Registration, SkipReason, Why,
+    another_controllers, drained_at, pending_clock_tags,
 };
-use crate::core::tags::{self, Clock, Phase, decode_left, encode_left, parse_service};
+use crate::core::tags::{self, Clock, Phase, decode_left, encode_left};
 
 /// The processes suspended before anything else, in this order: no launch, no
 /// replacement of instances that drain or fail health checks, no rebalancing.
@@ -143,60 +144,26 @@ impl GroupPlan {
     pub fn final_step(&self) -> Option<&GroupStep> {
         self.steps.iter().find(|s| s.is_final())
     }
+    /// This pass starts the group's decommission clock (see
+    /// [`super::InstancePlan::starts_clock`]).
+    pub fn starts_clock(&self) -> bool {
+        self.steps.iter().any(|s| match s {
+            GroupStep::Tag { tags } => tags.contains_key(tags::DECOMMISSION_FOR),
+            _ => false,
+        })
+    }
 }
 
-struct GroupCandidate {
-    why: Why,
-    action: DecommissionAction,
-    after: std::time::Duration,
-    /// The migrations' legacy target groups (ARNs).
-    legacy: BTreeSet<String>,
-    report_only: bool,
-}
-
-fn candidacy(fleet: &FleetInput, g: &GroupInput) -> Result<GroupCandidate, String> {
+fn candidacy(fleet: &FleetInput, g: &GroupInput) -> Result<Candidate, String> {
     let naming: Vec<&MigrationInput> = fleet
         .migrations
         .iter()
         .filter(|m| m.auto_scaling_group.as_deref() == Some(g.name.as_str()))
         .collect();
-    let mut chosen: Option<GroupCandidate> = None;
-    for m in naming {
-        let Some((action, after)) = m.decommission else {
-            return Err(format!(
-                "named by the migration of {} which has no decommission block",
-                m.service
-            ));
-        };
-        let Some(completed) = m.completed_since else {
-            return Err(format!("the migration of {} is not complete", m.service));
-        };
-        match &mut chosen {
-            None => {
-                chosen = Some(GroupCandidate {
-                    why: Why::Migration {
-                        service: m.service.to_string(),
-                        completed,
-                    },
-                    action,
-                    after,
-                    legacy: m.legacy_target_group.iter().cloned().collect(),
-                    report_only: m.report_only,
-                })
-            }
-            // Several complete migrations name it: the most cautious settings win.
-            Some(c) => {
-                c.action = c.action.min(action);
-                c.after = c.after.max(after);
-                c.legacy.extend(m.legacy_target_group.iter().cloned());
-                c.report_only |= m.report_only;
-            }
-        }
-    }
-    chosen.ok_or_else(|| "no migration names it any more".to_string())
+    from_migrations(&naming, "named", "no migration names it any more")
 }
 
-fn skip_reason(fleet: &FleetInput, g: &GroupInput, c: &GroupCandidate) -> Option<SkipReason> {
+fn skip_reason(fleet: &FleetInput, g: &GroupInput, c: &Candidate) -> Option<SkipReason> {
     if tags::is_protected(&g.tags) {
         return Some(SkipReason::Protected);
     }
@@ -326,19 +293,7 @@ pub fn plan_groups(fleet: &FleetInput, budget: usize) -> Vec<GroupPlan> {
             });
         }
 
-        let drained_at = g
-            .registrations
-            .iter()
-            .map(|r| {
-                let delay = fleet
-                    .target_groups
-                    .get(&r.target_group_arn)
-                    .and_then(|t| t.deregistration_delay)
-                    .unwrap_or(DEFAULT_DEREGISTRATION_DELAY);
-                let from = if r.draining() { pending_since } else { now };
-                from.checked_add(delay).unwrap_or(from)
-            })
-            .max();
+        let drained_at = drained_at(fleet, &g.registrations, pending_since);
         // Once scaled in, `after` has been served: the clock is then when it was.
         let grace_over = match clock {
             Some(k) if k.phase != Phase::Pending => k.since,
@@ -443,23 +398,10 @@ fn release(
     why_not: String,
     plan: &mut GroupPlan,
 ) {
-    let held = match g
-        .tags
-        .get(tags::DECOMMISSION_FOR)
-        .and_then(|s| parse_service(s))
-    {
-        Some(s) => fleet.held.contains(&s),
-        None => fleet.set_incomplete,
-    };
-    if tags::is_protected(&g.tags) {
-        plan.state = OrphanState::Skipped;
-        plan.skipped = Some(SkipReason::Protected);
-        plan.message = format!("{why_not}; protected, so it is left as it is");
-        return;
-    }
-    if held {
-        plan.state = OrphanState::Held;
-        plan.message = format!("{why_not}; held while its manifest is broken");
+    if let Some((state, skipped, message)) = release_blocked(fleet, &g.tags, &why_not) {
+        plan.state = state;
+        plan.skipped = skipped;
+        plan.message = message;
         return;
     }
     plan.state = OrphanState::Released;
@@ -496,17 +438,7 @@ fn release(
         }
     }
     plan.steps.push(GroupStep::Untag {
-        keys: [
-            tags::DECOMMISSION,
-            tags::DECOMMISSION_FOR,
-            tags::DECOMMISSION_LEFT,
-            tags::DECOMMISSION_BY,
-            tags::DECOMMISSION_SUSPENDED,
-        ]
-        .iter()
-        .filter(|k| g.tags.contains_key(**k))
-        .map(|k| k.to_string())
-        .collect(),
+        keys: record_keys_on(&g.tags, &[tags::DECOMMISSION_SUSPENDED]),
     });
     let scaled = clock.is_some_and(|k| k.phase != Phase::Pending);
     plan.message = if scaled {

@@ -41,10 +41,11 @@ mod candidacy;
 mod cleanup;
 mod group;
 mod input;
+mod leftovers;
 mod output;
 mod shard;
 
-use candidacy::{Candidacy, candidacy, skip_reason};
+use candidacy::{Candidacy, candidacy, record_keys_on, release_blocked, skip_reason};
 pub use cleanup::{
     CleanupGroup, CleanupInput, CleanupItem, CleanupPlan, CleanupStep, CleanupTemplate, ItemPlan,
     ItemState, LegacyTargetGroup, fleet_remaining, plan_cleanup,
@@ -53,12 +54,14 @@ pub use group::{
     GroupInput, GroupInstance, GroupPlan, GroupStep, SUSPENDED_PROCESSES, plan_groups,
 };
 pub use input::*;
+pub use leftovers::{
+    AddressState, AttachedVolume, InstanceUse, InterfaceUse, Leftover, LeftoverInput, LeftoverKind,
+    RecordInput, RecordItem, ResourceState, Tagged, leftovers, plan_record,
+};
 pub use output::*;
 pub use shard::{ForeignMigration, HeldByShard, HeldKind, held_fleet, hold_for_other_shards};
 
-use crate::core::tags::{
-    self, Clock, MAX_TAG_VALUE, Phase, decode_left, encode_left, parse_service,
-};
+use crate::core::tags::{self, Clock, MAX_TAG_VALUE, Phase, decode_left, encode_left};
 
 /// Grace period for instances whose owning service left Git (prune): no manifest
 /// names an `after` for them any more, so a conservative fixed one applies.
@@ -187,8 +190,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
         plan.action = Some(c.action);
         plan.report_only = c.report_only;
         let managed = |arn: &str| {
-            c.managed_legacy.contains(arn)
-                || fleet.target_groups.get(arn).is_some_and(|t| t.managed)
+            c.legacy.contains(arn) || fleet.target_groups.get(arn).is_some_and(|t| t.managed)
         };
 
         // Skip rules come first: a protected instance gets no call at all, not even
@@ -299,20 +301,7 @@ pub fn plan_decommission(fleet: &FleetInput) -> Vec<InstancePlan> {
                 port: r.port,
             });
         }
-        let drained_at = inst
-            .registrations
-            .iter()
-            .map(|r| {
-                let delay = fleet
-                    .target_groups
-                    .get(&r.target_group_arn)
-                    .and_then(|t| t.deregistration_delay)
-                    .unwrap_or(DEFAULT_DEREGISTRATION_DELAY);
-                // A target deregistered on this pass drains from now on.
-                let from = if r.draining() { pending_since } else { now };
-                from.checked_add(delay).unwrap_or(from)
-            })
-            .max();
+        let drained_at = drained_at(fleet, &inst.registrations, pending_since);
         let grace_over = pending_since.checked_add(c.after).unwrap_or(pending_since);
         let acts_at = drained_at.map_or(grace_over, |d| d.max(grace_over));
         plan.acts_at = Some(acts_at);
@@ -402,6 +391,33 @@ pub(crate) fn pending_clock_tags(
     ])
 }
 
+/// When the last of `registrations` will have drained, by the target groups'
+/// deregistration delays (an unreadable one is AWS's default): an estimate,
+/// shown as when a step acts. A registration still active is deregistered on
+/// this pass, so it drains from now; a draining one began at `pending_since`.
+pub(crate) fn drained_at(
+    fleet: &FleetInput,
+    registrations: &[Registration],
+    pending_since: SystemTime,
+) -> Option<SystemTime> {
+    registrations
+        .iter()
+        .map(|r| {
+            let delay = fleet
+                .target_groups
+                .get(&r.target_group_arn)
+                .and_then(|t| t.deregistration_delay)
+                .unwrap_or(DEFAULT_DEREGISTRATION_DELAY);
+            let from = if r.draining() {
+                pending_since
+            } else {
+                fleet.now
+            };
+            from.checked_add(delay).unwrap_or(from)
+        })
+        .max()
+}
+
 /// Another controller's decommission: not ours to continue nor to release.
 pub(crate) fn another_controllers(on: &BTreeMap<String, String>, controller_id: &str) -> bool {
     on.get(tags::DECOMMISSION_BY)
@@ -416,24 +432,10 @@ fn release(
     why_not: String,
     plan: &mut InstancePlan,
 ) {
-    let service = inst
-        .tags
-        .get(tags::DECOMMISSION_FOR)
-        .and_then(|s| parse_service(s));
-    let held = match &service {
-        Some(s) => fleet.held.contains(s),
-        // Unknown owner: any broken manifest might be the one that decides.
-        None => fleet.set_incomplete,
-    };
-    if tags::is_protected(&inst.tags) {
-        plan.state = OrphanState::Skipped;
-        plan.skipped = Some(SkipReason::Protected);
-        plan.message = format!("{why_not}; protected, so its tags are left as they are");
-        return;
-    }
-    if held {
-        plan.state = OrphanState::Held;
-        plan.message = format!("{why_not}; held while its manifest is broken");
+    if let Some((state, skipped, message)) = release_blocked(fleet, &inst.tags, &why_not) {
+        plan.state = state;
+        plan.skipped = skipped;
+        plan.message = message;
         return;
     }
     plan.state = OrphanState::Released;
@@ -471,16 +473,7 @@ fn release(
         message.push_str("; it stays stopped until someone starts it");
     }
     plan.steps.push(Step::Untag {
-        keys: [
-            tags::DECOMMISSION,
-            tags::DECOMMISSION_FOR,
-            tags::DECOMMISSION_LEFT,
-            tags::DECOMMISSION_BY,
-        ]
-        .iter()
-        .filter(|k| inst.tags.contains_key(**k))
-        .map(|k| k.to_string())
-        .collect(),
+        keys: record_keys_on(&inst.tags, &[]),
     });
     plan.message = message;
 }

@@ -226,6 +226,14 @@ impl InstancePlan {
     pub fn is_mutating(&self) -> bool {
         !self.steps.is_empty()
     }
+    /// This pass starts the instance's decommission clock: the moment to
+    /// record what it leaves behind (`leftovers`).
+    pub fn starts_clock(&self) -> bool {
+        self.steps.iter().any(|s| match s {
+            Step::Tag { tags } => tags.contains_key(crate::core::tags::DECOMMISSION_FOR),
+            _ => false,
+        })
+    }
     /// The stop or terminate this plan makes, if any.
     pub fn final_action(&self) -> Option<DecommissionAction> {
         self.steps.iter().find_map(|s| match s {

@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    CleanupFacts, DedupeKey, Event, EventKind, InstanceFacts, ObjectKind, PassFacts, ServiceFacts,
+    CleanupFacts, DedupeKey, Event, EventKind, GroupFacts, InstanceFacts, ObjectKind, PassFacts,
+    ServiceFacts,
 };
 use crate::core::hooks::HookStatus;
 use crate::core::migration::{GateState, Kind};
@@ -27,6 +28,9 @@ pub(super) fn detect(pass: &PassFacts, rolling: &BTreeMap<ServiceKey, String>) -
     }
     for i in &pass.instances {
         instance(pass, i, &mut out);
+    }
+    for g in &pass.groups {
+        group(pass, g, &mut out);
     }
     for c in &pass.cleanups {
         cleanup(pass, c, &mut out);
@@ -249,36 +253,108 @@ fn instance(pass: &PassFacts, i: &InstanceFacts, out: &mut Vec<Event>) {
             continue;
         }
         let plan = i.plan;
-        let mut details = Map::new();
-        if let Some(why) = &plan.why {
-            details.insert("service".into(), json!(why.service()));
-            details.insert("why".into(), json!(why.to_string()));
-        }
+        let mut details = why_details(plan.why.as_ref());
         details.insert("drainedFrom".into(), json!(plan.drained_from));
-        let why = plan
-            .why
-            .as_ref()
-            .map(|w| format!(": {w}"))
-            .unwrap_or_default();
-        out.push(Event {
-            event,
-            time: pass.now,
-            controller_id: pass.controller_id.to_string(),
-            revision: pass.revision.to_string(),
-            kind: ObjectKind::Instance,
-            cluster: None,
-            name: plan.instance_id.clone(),
-            state: plan.state.as_str().to_string(),
-            message: format!("{} {verb}{why}", plan.instance_id),
+        out.push(object_event(
+            pass,
+            (event, ObjectKind::Instance),
+            (None, plan.instance_id.clone()),
+            plan.state.as_str(),
+            format!(
+                "{} {verb}{}",
+                plan.instance_id,
+                why_suffix(plan.why.as_ref())
+            ),
             details,
-            key: DedupeKey {
-                event,
-                kind: ObjectKind::Instance,
-                cluster: None,
-                name: plan.instance_id.clone(),
-                revision: pass.revision.to_string(),
-            },
-        });
+        ));
+    }
+}
+
+/// `service` and `why` of a decommission's evidence, for `details`.
+fn why_details(why: Option<&crate::core::decommission::Why>) -> Map<String, Value> {
+    let mut details = Map::new();
+    if let Some(why) = why {
+        details.insert("service".into(), json!(why.service()));
+        details.insert("why".into(), json!(why.to_string()));
+    }
+    details
+}
+
+/// `: <why>` for a message, or nothing.
+fn why_suffix(why: Option<&crate::core::decommission::Why>) -> String {
+    why.map(|w| format!(": {w}")).unwrap_or_default()
+}
+
+/// An event about an object other than a service: an instance, a group, or
+/// what cleanup deleted; deduplicated by event, kind, cluster, name and revision.
+fn object_event(
+    pass: &PassFacts,
+    (event, kind): (EventKind, ObjectKind),
+    (cluster, name): (Option<String>, String),
+    state: &str,
+    message: String,
+    details: Map<String, Value>,
+) -> Event {
+    Event {
+        event,
+        time: pass.now,
+        controller_id: pass.controller_id.to_string(),
+        revision: pass.revision.to_string(),
+        kind,
+        cluster: cluster.clone(),
+        name: name.clone(),
+        state: state.to_string(),
+        message,
+        details,
+        key: DedupeKey {
+            event,
+            kind,
+            cluster,
+            name,
+            revision: pass.revision.to_string(),
+        },
+    }
+}
+
+/// An Auto Scaling group's scale-in is its `decommission.stopped` (Auto
+/// Scaling then terminates its instances), its deletion its
+/// `decommission.terminated`: the meanings its `ecsync.io/decommission` tag
+/// gives `stopped` and `terminating`. A step is told once done, even when a
+/// later step of the pass failed: the group changed all the same.
+fn group(pass: &PassFacts, g: &GroupFacts, out: &mut Vec<Event>) {
+    let plan = g.plan;
+    for (step, event, message) in [
+        (
+            "scale_to_zero",
+            EventKind::DecommissionStopped,
+            format!(
+                "Auto Scaling group {} scaled to 0 ({} instance(s))",
+                plan.group, plan.instances
+            ),
+        ),
+        (
+            "delete",
+            EventKind::DecommissionTerminated,
+            format!("Auto Scaling group {} deleted", plan.group),
+        ),
+    ] {
+        if !g.done.contains(&step) {
+            continue;
+        }
+        let mut details = why_details(plan.why.as_ref());
+        details.insert("group".into(), json!(plan.group));
+        details.insert("instances".into(), json!(plan.instances));
+        if let Some(a) = plan.action {
+            details.insert("action".into(), json!(a.as_str()));
+        }
+        out.push(object_event(
+            pass,
+            (event, ObjectKind::AutoScalingGroup),
+            (None, plan.group.clone()),
+            plan.state.as_str(),
+            format!("{message}{}", why_suffix(plan.why.as_ref())),
+            details,
+        ));
     }
 }
 
@@ -299,29 +375,18 @@ fn cleanup(pass: &PassFacts, c: &CleanupFacts, out: &mut Vec<Event>) {
         };
         let mut details = Map::new();
         details.insert("service".into(), json!(c.plan.service.to_string()));
-        out.push(Event {
-            event: EventKind::CleanupDeleted,
-            time: pass.now,
-            controller_id: pass.controller_id.to_string(),
-            revision: pass.revision.to_string(),
-            kind,
-            cluster: Some(c.plan.service.cluster.clone()),
-            name: name.clone(),
-            state: "deleted".to_string(),
-            message: format!(
+        out.push(object_event(
+            pass,
+            (EventKind::CleanupDeleted, kind),
+            (Some(c.plan.service.cluster.clone()), name.clone()),
+            "deleted",
+            format!(
                 "{} {name} deleted: the migration of {} is complete and its fleet is gone",
                 kind.as_str(),
                 c.plan.service
             ),
             details,
-            key: DedupeKey {
-                event: EventKind::CleanupDeleted,
-                kind,
-                cluster: Some(c.plan.service.cluster.clone()),
-                name,
-                revision: pass.revision.to_string(),
-            },
-        });
+        ));
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::core::decommission::{CleanupPlan, InstancePlan};
+use crate::core::decommission::{CleanupPlan, GroupPlan, InstancePlan};
 use crate::core::diff::FieldDiff;
 use crate::core::migration::Decision;
 use crate::core::model::ServiceKey;
@@ -202,6 +202,8 @@ pub struct PassFacts<'a> {
     pub instances: Vec<InstanceFacts<'a>>,
     /// `decommission.cleanup` plans and what they did.
     pub cleanups: Vec<CleanupFacts<'a>>,
+    /// Auto Scaling groups in the decommission queue and what the pass did.
+    pub groups: Vec<GroupFacts<'a>>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +238,13 @@ pub struct MigrationFacts<'a> {
 pub struct CleanupFacts<'a> {
     pub plan: &'a CleanupPlan,
     /// Steps carried out, by name (`delete_target_group`, ...).
+    pub done: &'a [&'static str],
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupFacts<'a> {
+    pub plan: &'a GroupPlan,
+    /// Steps carried out, by name (`scale_to_zero`, `delete`, ...).
     pub done: &'a [&'static str],
 }
 

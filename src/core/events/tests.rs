@@ -168,6 +168,7 @@ impl Pass {
                 })
                 .collect(),
             cleanups: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -749,5 +750,83 @@ fn each_cleanup_deletion_is_one_cleanup_deleted_and_the_listener_change_none() {
         events[0].message
     );
     // Sent once: the same deletion seen again is not news.
+    assert!(m.observe(&facts).is_empty());
+}
+
+#[test]
+fn a_groups_scale_in_is_decommission_stopped_and_its_deletion_decommission_terminated() {
+    use crate::core::decommission::{DecommissionAction, GroupPlan, GroupStep};
+    let plan = |state, steps: Vec<GroupStep>| GroupPlan {
+        group: "web-asg".into(),
+        state,
+        why: Some(Why::Migration {
+            service: "prod/web".into(),
+            completed: t0(),
+        }),
+        action: Some(DecommissionAction::Terminate),
+        acts_at: None,
+        skipped: None,
+        instances: 2,
+        steps,
+        report_only: false,
+        message: String::new(),
+    };
+    let scaled = plan(OrphanState::Stopped, vec![GroupStep::ScaleToZero]);
+    let deleted = plan(OrphanState::Terminating, vec![GroupStep::Delete]);
+    let p = pass(Vec::new());
+    let mut m = Memory::default();
+    let mut seen = Vec::new();
+    for (g, done) in [
+        (&scaled, &["scale_to_zero"][..]),
+        (&deleted, &["delete"][..]),
+        // Decided but not done (capped, failed, read-only): no news.
+        (&deleted, &[][..]),
+    ] {
+        let mut facts = p.facts(t0());
+        facts.groups = vec![GroupFacts { plan: g, done }];
+        seen.extend(m.observe(&facts));
+    }
+    let got: Vec<(String, &str, &str, &str)> = seen
+        .iter()
+        .map(|e| {
+            (
+                e.event.to_string(),
+                e.kind.as_str(),
+                e.name.as_str(),
+                e.state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "decommission.stopped".to_string(),
+                "AutoScalingGroup",
+                "web-asg",
+                "stopped"
+            ),
+            (
+                "decommission.terminated".to_string(),
+                "AutoScalingGroup",
+                "web-asg",
+                "terminating"
+            ),
+        ]
+    );
+    assert_eq!(seen[0].details["group"], "web-asg");
+    assert_eq!(seen[0].details["service"], "prod/web");
+    assert_eq!(seen[0].details["instances"], 2);
+    assert!(
+        seen[0].message.contains("scaled to 0") && seen[0].message.contains("prod/web"),
+        "{}",
+        seen[0].message
+    );
+    // The same scale-in seen again is not news.
+    let mut facts = p.facts(t0());
+    facts.groups = vec![GroupFacts {
+        plan: &scaled,
+        done: &["scale_to_zero"],
+    }];
     assert!(m.observe(&facts).is_empty());
 }

@@ -2,7 +2,9 @@
 
 use std::time::SystemTime;
 
-use crate::core::events::{CleanupFacts, InstanceFacts, MigrationFacts, PassFacts, ServiceFacts};
+use crate::core::events::{
+    CleanupFacts, GroupFacts, InstanceFacts, MigrationFacts, PassFacts, ServiceFacts,
+};
 use crate::core::state::Mode;
 use crate::runtime::reconciler::PassReport;
 
@@ -60,6 +62,15 @@ pub fn pass_facts<'a>(
             .map(|c| CleanupFacts {
                 plan: &c.plan,
                 done: &c.done,
+            })
+            .collect(),
+        groups: report
+            .decommission
+            .groups
+            .iter()
+            .map(|g| GroupFacts {
+                plan: &g.plan,
+                done: &g.done,
             })
             .collect(),
     }

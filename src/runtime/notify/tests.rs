@@ -164,6 +164,7 @@ fn facts(services: &[Drifted]) -> PassFacts<'_> {
             .collect(),
         instances: Vec::new(),
         cleanups: Vec::new(),
+        groups: Vec::new(),
     }
 }
 
@@ -495,4 +496,43 @@ async fn drain_delivers_what_is_queued_within_its_limit() {
     let started = Instant::now();
     n.drain(Duration::from_millis(300)).await;
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_groups_scale_in_reaches_the_webhook_as_decommission_stopped() {
+    use crate::core::decommission::{DecommissionAction, GroupPlan, GroupStep, OrphanState, Why};
+    use crate::core::events::GroupFacts;
+    let (rx, url) = Receiver::start(&[]).await;
+    let (mut n, metrics) = notifier(webhook(&url, None, fast()));
+    let plan = GroupPlan {
+        group: "web-asg".into(),
+        state: OrphanState::Stopped,
+        why: Some(Why::Migration {
+            service: "prod/web".into(),
+            completed: SystemTime::UNIX_EPOCH,
+        }),
+        action: Some(DecommissionAction::Stop),
+        acts_at: None,
+        skipped: None,
+        instances: 3,
+        steps: vec![GroupStep::ScaleToZero],
+        report_only: false,
+        message: String::new(),
+    };
+    let mut f = facts(&[]);
+    f.groups = vec![GroupFacts {
+        plan: &plan,
+        done: &["scale_to_zero"],
+    }];
+    assert_eq!(n.publish(&f), 1);
+    eventually("one delivery", || counted(&metrics, "webhook", "sent") == 1).await;
+    let body = rx.take()[0].json();
+    assert_eq!(body["event"], "decommission.stopped");
+    assert_eq!(body["kind"], "AutoScalingGroup");
+    assert_eq!(body["name"], "web-asg");
+    assert_eq!(body["cluster"], Value::Null);
+    assert_eq!(body["state"], "stopped");
+    assert_eq!(body["details"]["group"], "web-asg");
+    assert_eq!(body["details"]["instances"], 3);
+    assert_eq!(body["details"]["action"], "stop");
 }

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::cleanup::{self, CleanupOutcome};
 use super::groups::{self, GroupOutcome};
+use super::leftovers::{self, LeftoversReport};
 use crate::adapters::aws::ec2::{self, Selector};
 use crate::adapters::aws::elbv2;
 use crate::adapters::aws::{AwsError, Clients};
@@ -100,6 +101,8 @@ pub struct DecommissionReport {
     /// Instances and groups another shard decides about (sharding only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held_by_shard: Vec<HeldByShard>,
+    /// What the fleets leave behind that nothing deletes.
+    pub leftovers: LeftoversReport,
     /// Observation failed: nothing was decided.
     pub error: Option<String>,
 }
@@ -110,6 +113,7 @@ impl DecommissionReport {
             || self.instances.iter().any(|i| i.error.is_some())
             || self.groups.iter().any(|g| g.error.is_some())
             || self.cleanup.iter().any(|c| c.error.is_some())
+            || self.leftovers.has_errors()
     }
 }
 
@@ -189,6 +193,17 @@ pub async fn decommission_pass(
     }
     let inputs: Vec<_> = cleanups.iter().map(|c| c.input.clone()).collect();
     let cleanup_plans = plan_cleanup(&inputs, settings.max_per_pass.saturating_sub(acting));
+    // What a fleet leaves behind is recorded before its clock starts: once
+    // its instances are gone, AWS no longer says which volume was whose.
+    let starting = leftovers::starting(&fleet, &plans, &group_plans, clients.read_only.is_on());
+    let mut recorded = Vec::new();
+    for s in &starting {
+        recorded.push(leftovers::record(clients, s).await);
+    }
+    let unrecorded = leftovers::failed(&recorded);
+    let waits_for_record = |starts: bool, why: Option<&crate::core::decommission::Why>| {
+        starts && why.is_some_and(|w| unrecorded.contains(w.service()))
+    };
     let mut counts: BTreeMap<OrphanState, i64> = OrphanState::ALL.iter().map(|s| (*s, 0)).collect();
     for plan in plans {
         *counts.entry(plan.state).or_default() += 1;
@@ -200,8 +215,10 @@ pub async fn decommission_pass(
             done: Vec::new(),
             error: None,
         };
+        if waits_for_record(outcome.plan.starts_clock(), outcome.plan.why.as_ref()) {
+            outcome.error = Some(UNRECORDED.into());
         // Read-only (report mode, dry run, a fenced replica): decide and report only.
-        if !clients.read_only.is_on() && !outcome.plan.report_only {
+        } else if !clients.read_only.is_on() && !outcome.plan.report_only {
             execute(clients, &fleet, &mut outcome, metrics).await;
         }
         report.instances.push(outcome);
@@ -216,7 +233,9 @@ pub async fn decommission_pass(
             done: Vec::new(),
             error: None,
         };
-        if !clients.read_only.is_on() && !outcome.plan.report_only {
+        if waits_for_record(outcome.plan.starts_clock(), outcome.plan.why.as_ref()) {
+            outcome.error = Some(UNRECORDED.into());
+        } else if !clients.read_only.is_on() && !outcome.plan.report_only {
             groups::execute(clients, &fleet, &mut outcome, metrics).await;
         }
         report.groups.push(outcome);
@@ -235,8 +254,23 @@ pub async fn decommission_pass(
     for (state, n) in counts {
         metrics.set_ec2_orphans(state.as_str(), n);
     }
+    report.leftovers.recorded = recorded;
+    let services = leftovers::decommissioning(&fleet);
+    if !services.is_empty() {
+        match leftovers::report(clients, services).await {
+            Ok(found) => report.leftovers.found = found,
+            Err(e) => {
+                warn!(error = %e, "leftovers: reading the recorded resources failed");
+                report.leftovers.error = Some(e.to_string());
+            }
+        }
+    }
     report
 }
+
+/// Why a fleet's clock did not start this pass.
+const UNRECORDED: &str =
+    "what the fleet leaves behind could not be recorded; its decommission starts once it is";
 
 async fn execute(
     clients: &Clients,

@@ -6,6 +6,7 @@ pub mod decommission;
 mod dependencies;
 pub mod groups;
 pub mod hooks;
+pub mod leftovers;
 pub mod migration;
 mod outcome;
 pub mod scheduled;

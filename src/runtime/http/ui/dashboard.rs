@@ -184,9 +184,17 @@ fn migrations(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
 fn decommission(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
     b.push_str(r#"<section id="decommission"><h2>Decommission queue</h2>"#);
     if s.decommission.is_empty() {
-        b.push_str(r#"<p class="muted">No EC2 instance is queued.</p></section>"#);
-        return;
+        b.push_str(r#"<p class="muted">No EC2 instance is queued.</p>"#);
+    } else {
+        instances(b, s, now);
     }
+    super::fleet::groups(b, s, now);
+    super::fleet::cleanup(b, s);
+    super::fleet::leftovers(b, s);
+    b.push_str("</section>");
+}
+
+fn instances(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
     b.push_str(
         r#"<div class="scroll"><table><thead><tr><th>Instance</th><th>State</th><th>Action</th><th>Acts</th><th>Why</th></tr></thead><tbody>"#,
     );
@@ -217,7 +225,7 @@ fn decommission(b: &mut String, s: &StatusSnapshot, now: SystemTime) {
             .unwrap_or(&i.message);
         let _ = write!(b, "{}</td></tr>", Esc(&clip(why, CELL_TEXT)));
     }
-    b.push_str("</tbody></table></div></section>");
+    b.push_str("</tbody></table></div>");
 }
 
 fn passes(b: &mut String, s: &StatusSnapshot, now: SystemTime) {

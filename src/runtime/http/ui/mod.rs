@@ -9,6 +9,7 @@
 
 mod dashboard;
 mod detail;
+mod fleet;
 mod html;
 mod page;
 mod parts;

@@ -114,6 +114,7 @@ fn snapshot() -> StatusSnapshot {
         scheduled_tasks: Vec::new(),
         decommission_groups: Vec::new(),
         decommission_cleanup: Vec::new(),
+        decommission_leftovers: Default::default(),
         passes: vec![PassSummary {
             pass_id: 7,
             started_at: "2023-11-14T22:13:10Z".into(),
@@ -340,4 +341,72 @@ fn the_dashboard_says_which_shard_it_shows() {
         page.contains("leader, lease token 4, shard 1 of 2 (this shard's clusters only)</dd>"),
         "{page}"
     );
+}
+
+#[test]
+fn groups_cleanup_and_leftovers_are_listed_beside_the_instances_and_escaped() {
+    use crate::runtime::status::{
+        CleanupItemStatus, CleanupStatus, GroupStatus, LeftoverStatus, LeftoversStatus,
+    };
+    let mut s = snapshot();
+    s.decommission_groups = vec![GroupStatus {
+        auto_scaling_group: "web-asg".into(),
+        state: "draining".into(),
+        reason: Some("migration of prod/web at 100% on ECS".into()),
+        action: Some("terminate".into()),
+        acts_at: Some("2023-11-14T22:17:20Z".into()),
+        skipped: None,
+        instances: 3,
+        done: Vec::new(),
+        message: String::new(),
+        last_error: Some(XSS.into()),
+    }];
+    s.decommission_cleanup = vec![CleanupStatus {
+        cluster: "prod".into(),
+        service: "web".into(),
+        left_forward: false,
+        items: vec![CleanupItemStatus {
+            item: "launchTemplate".into(),
+            name: Some(format!("web-lt{XSS}")),
+            state: "waiting".into(),
+            message: "once the fleet is gone (3 instances)".into(),
+        }],
+        done: Vec::new(),
+        message: String::new(),
+        last_error: None,
+    }];
+    s.decommission_leftovers = LeftoversStatus {
+        items: vec![LeftoverStatus {
+            cluster: "prod".into(),
+            service: "web".into(),
+            kind: "volume".into(),
+            id: "vol-0abc".into(),
+            name: None,
+            state: "leftover".into(),
+            message: None,
+        }],
+        last_error: None,
+    };
+    let page = dashboard::render(&s, now());
+    for needle in [
+        r#"data-instance="i-0abc""#,
+        "<h3>Auto Scaling groups</h3>",
+        r#"<tr class="group" data-group="web-asg">"#,
+        r#"<td>terminate</td><td>3</td>"#,
+        r#"data-live="countdown">in 4m 0s</time>"#,
+        "<h3>Cleanup</h3>",
+        r#"data-item="launchTemplate""#,
+        "once the fleet is gone (3 instances)",
+        "<h3>Left behind (reported, never deleted)</h3>",
+        r#"<tr class="leftover" data-leftover="vol-0abc"><td>prod/web</td><td>volume</td>"#,
+    ] {
+        assert!(page.contains(needle), "dashboard lacks {needle}:\n{page}");
+    }
+    assert!(!page.contains(XSS), "unescaped:\n{page}");
+    assert_self_contained(&page);
+    // Without such fleets the tables are not there at all.
+    let plain = dashboard::render(&snapshot(), now());
+    for absent in ["Auto Scaling groups", "<h3>Cleanup</h3>", "Left behind"] {
+        assert!(!plain.contains(absent), "{absent}");
+    }
 }
