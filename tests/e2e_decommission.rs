@@ -19,8 +19,10 @@ use common::{
 };
 
 const DECOMMISSION: &str = "ecsync.io/decommission";
-/// The grace period in the manifests below.
-const AFTER: Duration = Duration::from_secs(2);
+/// The grace period in the manifests below. Long enough that a second `ecsync apply`
+/// started right after the first one finishes inside it even on a loaded CI machine
+/// (at 2 s, one run under load saw the second apply act after the clock ran out).
+const AFTER: Duration = Duration::from_secs(6);
 
 fn apply(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, extra: &[&str]) -> common::Run {
     common::ecsync_in(moto, repo, cache.path(), "apply", extra)
