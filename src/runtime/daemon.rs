@@ -13,7 +13,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::adapters::aws::interceptor::{ApiCallInterceptor, CallCounts, ReadOnly};
 use crate::adapters::git::GitSource;
-use crate::core::manifest::ManifestSet;
+use crate::core::changes::{self, ChangeSet, Wake};
+use crate::core::manifest::{ManifestSet, ParseCache};
+use crate::core::model::ServiceKey;
 use crate::core::schedule::{ProgressRequeue, ServiceBackoff, ServiceResult};
 use crate::core::shard::Shard;
 use crate::core::state::{Mode, SyncState};
@@ -23,7 +25,7 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::runtime::reconciler::{PassReport, Reconciler};
 use crate::runtime::status::{
-    self, CommitStatus, PassKind, PassSummary, Role, SharedStatus, StatusSnapshot,
+    self, CommitStatus, PassKind, PassScope, PassSummary, Role, SharedStatus, StatusSnapshot,
 };
 
 /// Everything `ecsync run` is told.
@@ -201,7 +203,7 @@ pub async fn run(
         None => (None, None),
     };
 
-    let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut last_good: Option<(String, Arc<ManifestSet>)> = None;
     // For the dashboard: the last good revision's commit, and why a pass ran.
     let mut last_commit: Option<CommitStatus> = None;
     let mut kind = PassKind::Start;
@@ -212,6 +214,15 @@ pub async fn run(
     let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pass_id: u64 = 0;
+    // The revision the last completed pass ran on, and its set: a new
+    // revision is compared with it to target the next pass.
+    let mut applied: Option<(String, Arc<ManifestSet>)> = None;
+    // What the passes know of every service, merged across targeted passes.
+    let mut known = Known::default();
+    let mut follow_up: Option<String> = None;
+    // `--interval` after the last full pass, however many targeted ones ran since.
+    let mut full_due_at = Instant::now();
+    let mut parses = ParseCache::default();
     while !stopping() {
         if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
             // Followers serve HTTP and wait; only the lease holder reads Git
@@ -219,6 +230,8 @@ pub async fn run(
             ready.store(true, Ordering::SeqCst);
             status.write().unwrap_or_else(|e| e.into_inner()).role = Role::Follower;
             kind = PassKind::Start;
+            // Another replica may have acted meanwhile: lead again from a full pass.
+            applied = None;
             let wait = retry_period.unwrap_or(Duration::from_secs(1));
             let _ = unless_stopped(&stop, tokio::time::sleep(wait)).await;
             continue;
@@ -237,7 +250,11 @@ pub async fn run(
                 if let Some(hook) = webhook.as_ref().filter(|h| h.branch.is_none()) {
                     watch_default_branch(hook, &source).await;
                 }
-                match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
+                match super::desired::load_snapshot_cached(
+                    &snapshot,
+                    cfg.path.as_deref(),
+                    &mut parses,
+                ) {
                     Ok(mut set) => {
                         if let Some(shard) = cfg.shard {
                             set.warnings.extend(shard.dependency_warnings(&set));
@@ -250,7 +267,7 @@ pub async fn run(
                                 warn!(revision = %snapshot.revision, "manifest: {w}");
                             }
                         }
-                        last_good = Some((snapshot.revision.clone(), set));
+                        last_good = Some((snapshot.revision.clone(), Arc::new(set)));
                         last_commit = snapshot.commit.as_ref().map(CommitStatus::from);
                         None
                     }
@@ -268,15 +285,47 @@ pub async fn run(
             warn!(error = %e, "git source failed; keeping the last good revision");
         }
 
-        let poll = jittered(cfg.interval);
-        let mut requeue = poll;
+        let mut requeue: Duration;
         if let Some((revision, set)) = &last_good {
             metrics.set_git_revision(revision);
-            let span = info_span!("reconcile", pass_id, revision = %revision);
-            let backing_off = backoff.waiting(epoch.elapsed());
-            let pass = reconciler
-                .pass(revision, set, &backing_off)
-                .instrument(span);
+            let now = epoch.elapsed();
+            let pending: BTreeSet<ServiceKey> = known
+                .in_progress
+                .iter()
+                .chain(backoff.due(now))
+                .cloned()
+                .collect();
+            let decided = changes::decide(&Wake {
+                applied: applied.as_ref().map(|(r, s)| (r.as_str(), &**s)),
+                revision,
+                set,
+                full_due: matches!(kind, PassKind::Start | PassKind::Poll)
+                    || Instant::now() >= full_due_at,
+                follow_up: follow_up.as_deref(),
+                pending: &pending,
+            });
+            let (scope, full_reason) = match &decided {
+                ChangeSet::Targeted { .. } => (PassScope::Targeted, None),
+                ChangeSet::Full { reason } => (PassScope::Full, Some(reason.to_string())),
+            };
+            let span = info_span!(
+                "reconcile",
+                pass_id,
+                revision = %revision,
+                scope = scope.as_str()
+            );
+            let backing_off = backoff.waiting(now);
+            let pass = async {
+                match &decided {
+                    ChangeSet::Targeted { services } => {
+                        reconciler
+                            .pass_targeted(revision, set, &backing_off, services)
+                            .await
+                    }
+                    ChangeSet::Full { .. } => reconciler.pass(revision, set, &backing_off).await,
+                }
+            }
+            .instrument(span);
             let pass = tokio::time::timeout(cfg.pass_timeout, pass);
             let Some(report) = unless_stopped(&stop, pass).await else {
                 warn!(
@@ -290,6 +339,10 @@ pub async fn run(
                 Err(_) => PassReport {
                     revision: revision.clone(),
                     error: Some(format!("pass exceeded {:?}", cfg.pass_timeout)),
+                    targeted: match &decided {
+                        ChangeSet::Targeted { services } => Some(services.clone()),
+                        ChangeSet::Full { .. } => None,
+                    },
                     ..Default::default()
                 },
             };
@@ -301,8 +354,9 @@ pub async fn run(
                 "ok"
             };
             let elapsed = started.elapsed();
-            metrics.observe_reconcile(result, elapsed.as_secs_f64());
-            record_services(&metrics, &report, &mut exposed);
+            metrics.observe_reconcile(result, scope.as_str(), elapsed.as_secs_f64());
+            known.fold(&report);
+            record_services(&metrics, &report, &mut exposed, &known);
             log_unapplied_drift(&report, &mut reported_drift);
             // Only queues: delivery happens on the notifier's own tasks.
             if let Some(n) = notifier.as_mut() {
@@ -313,10 +367,25 @@ pub async fn run(
             } else if let Some(e) = &report.error {
                 error!(error = %e, "reconcile pass failed");
             }
-            let progressing = report
-                .services
-                .iter()
-                .any(|s| s.state == SyncState::Progressing);
+            if report.error.is_none() {
+                if applied.as_ref().is_none_or(|(r, _)| r != revision) {
+                    applied = Some((revision.clone(), set.clone()));
+                }
+                follow_up = report.follow_up.clone();
+                if let Some(why) = &follow_up {
+                    info!(pass_id, reason = %why, "a full pass follows this targeted pass");
+                }
+            }
+            if scope == PassScope::Full {
+                full_due_at = Instant::now() + jittered(cfg.interval);
+            }
+            let until_full = full_due_at.saturating_duration_since(Instant::now());
+            requeue = until_full;
+            if follow_up.is_some() {
+                requeue = Duration::ZERO;
+            }
+            // Every service known to be rolling out, not only those this pass saw.
+            let progressing = !known.in_progress.is_empty();
             let changed = report.services.iter().any(|s| s.changed());
             if let Some(wait) = progress.after_pass(progressing, changed) {
                 requeue = requeue.min(wait);
@@ -338,6 +407,9 @@ pub async fn run(
             info!(
                 pass_id,
                 result,
+                scope = scope.as_str(),
+                services = report.services.len(),
+                reason = full_reason.as_deref().unwrap_or(""),
                 elapsed_ms = elapsed.as_millis() as u64,
                 "pass finished"
             );
@@ -351,6 +423,9 @@ pub async fn run(
                     duration_ms: elapsed.as_millis() as u64,
                     result: result.to_string(),
                     kind,
+                    scope,
+                    services: report.targeted.as_ref().map(BTreeSet::len),
+                    reason: full_reason,
                 },
                 cfg.mode,
                 match &leadership {
@@ -371,10 +446,15 @@ pub async fn run(
             snapshot.commit = last_commit.clone();
             snapshot.shard = cfg.shard;
             snapshot.keep_history(&current);
+            if report.targeted.is_some() {
+                snapshot.keep_untargeted(&current);
+            }
             *current = snapshot;
         } else {
             let mut s = status.write().unwrap_or_else(|e| e.into_inner());
             s.git_error = git_error;
+            full_due_at = Instant::now() + jittered(cfg.interval);
+            requeue = full_due_at.saturating_duration_since(Instant::now());
         }
 
         if stopping() {
@@ -382,9 +462,10 @@ pub async fn run(
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
+        let until_full = full_due_at.saturating_duration_since(Instant::now());
         kind = match tokio::time::timeout(requeue, trigger.notified()).await {
             Ok(()) => PassKind::Webhook,
-            Err(_) if requeue < poll => PassKind::Requeue,
+            Err(_) if requeue < until_full => PassKind::Requeue,
             Err(_) => PassKind::Poll,
         };
     }
@@ -477,16 +558,61 @@ fn log_unapplied_drift(
         }
         now.insert(key, fields);
     }
-    *reported = now;
+    match &report.targeted {
+        None => *reported = now,
+        // The services it did not look at drift (or not) as before.
+        Some(looked) => {
+            if report.error.is_none() {
+                reported.retain(|(cluster, name), _| {
+                    !looked.contains(&ServiceKey {
+                        cluster: cluster.clone(),
+                        name: name.clone(),
+                    })
+                });
+                reported.extend(now);
+            }
+        }
+    }
+}
+
+/// What the passes know of every service, merged across passes: a targeted
+/// report covers its services only, and says nothing about the others.
+#[derive(Default)]
+struct Known {
+    states: BTreeMap<ServiceKey, SyncState>,
+    /// Services rolling out: the progress requeue looks at these.
+    in_progress: BTreeSet<ServiceKey>,
+}
+
+impl Known {
+    fn fold(&mut self, report: &PassReport) {
+        if report.error.is_some() {
+            return;
+        }
+        if report.targeted.is_none() {
+            self.states.clear();
+        }
+        for o in &report.services {
+            self.states.insert(o.plan.key.clone(), o.state);
+        }
+        self.in_progress = self
+            .states
+            .iter()
+            .filter(|(_, s)| **s == SyncState::Progressing)
+            .map(|(k, _)| k.clone())
+            .collect();
+    }
 }
 
 /// Per-service gauges for this pass's services; the series of services no longer declared
 /// are dropped (`exposed` remembers which exist), unless the pass failed as a whole and so
-/// says nothing about which services exist.
+/// says nothing about which services exist, or was targeted and so saw only some of them.
+/// The state counts are of every service `known`.
 fn record_services(
     metrics: &Metrics,
     report: &PassReport,
     exposed: &mut BTreeSet<(String, String)>,
+    known: &Known,
 ) {
     if report.error.is_none() {
         let now: BTreeSet<(String, String)> = report
@@ -494,16 +620,28 @@ fn record_services(
             .iter()
             .map(|o| (o.plan.key.cluster.clone(), o.plan.key.name.clone()))
             .collect();
-        for (cluster, service) in exposed.difference(&now) {
-            metrics.remove_service(cluster, service);
+        if report.targeted.is_some() {
+            exposed.extend(now);
+        } else {
+            for (cluster, service) in exposed.difference(&now) {
+                metrics.remove_service(cluster, service);
+            }
+            *exposed = now;
         }
-        *exposed = now;
     }
+    let states: Vec<SyncState> = match (&report.error, &report.targeted) {
+        (None, _) => known.states.values().copied().collect(),
+        (Some(_), None) => report.services.iter().map(|o| o.state).collect(),
+        // A targeted pass that failed: the counts stay as they were.
+        (Some(_), Some(_)) => return,
+    };
     let mut counts = SyncState::ALL.map(|s| (s, 0i64));
-    for o in &report.services {
-        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
+    for state in states {
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == state) {
             c.1 += 1;
         }
+    }
+    for o in &report.services {
         metrics.set_service_drift(
             &o.plan.key.cluster,
             &o.plan.key.name,
@@ -512,7 +650,7 @@ fn record_services(
     }
     metrics.set_service_states(&counts);
     // A pass that did not look at schedules leaves their counts as they were.
-    if report.scheduled.error.is_none() {
+    if report.scheduled.error.is_none() && report.targeted.is_none() {
         let mut counts = SyncState::ALL.map(|s| (s, 0i64));
         for t in &report.scheduled.tasks {
             if let Some(c) = counts.iter_mut().find(|(s, _)| *s == t.state) {
@@ -520,5 +658,155 @@ fn record_services(
             }
         }
         metrics.set_scheduled_task_states(&counts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::diff::FieldDiff;
+    use crate::core::plan::ServicePlan;
+    use crate::runtime::reconciler::ServiceOutcome;
+
+    fn key(name: &str) -> ServiceKey {
+        ServiceKey {
+            cluster: "c".into(),
+            name: name.into(),
+        }
+    }
+
+    /// A service that ends the pass `state`: out of sync on `image` (report only),
+    /// rolling out, or in sync.
+    fn outcome(name: &str, state: SyncState) -> ServiceOutcome {
+        let drift = match state {
+            SyncState::OutOfSync => vec![FieldDiff {
+                path: "image".into(),
+                desired: "a".into(),
+                live: "b".into(),
+            }],
+            _ => Vec::new(),
+        };
+        let plan = ServicePlan {
+            key: key(name),
+            source: None,
+            exists: true,
+            drift,
+            actions: Vec::new(),
+            replace: Vec::new(),
+            report_only: true,
+            held: None,
+            waiting: None,
+            error: None,
+            message: None,
+            rollout: None,
+            ignored: Vec::new(),
+            effective: None,
+        };
+        let mut o = ServiceOutcome::new(plan, None, Ok(()));
+        o.state = state;
+        o
+    }
+
+    fn report(services: Vec<ServiceOutcome>, targeted: bool) -> PassReport {
+        PassReport {
+            targeted: targeted.then(|| services.iter().map(|o| o.plan.key.clone()).collect()),
+            services,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_targeted_report_updates_only_its_services() {
+        let mut known = Known::default();
+        let mut drift = BTreeMap::new();
+        let full = report(
+            vec![
+                outcome("a", SyncState::Progressing),
+                outcome("b", SyncState::OutOfSync),
+                outcome("c", SyncState::Synced),
+            ],
+            false,
+        );
+        known.fold(&full);
+        log_unapplied_drift(&full, &mut drift);
+        assert_eq!(known.in_progress, [key("a")].into());
+        assert_eq!(drift.len(), 1);
+
+        // Only c looked at: a is still rolling out, b still drifted (and not logged again).
+        let targeted = report(vec![outcome("c", SyncState::OutOfSync)], true);
+        known.fold(&targeted);
+        log_unapplied_drift(&targeted, &mut drift);
+        assert_eq!(known.in_progress, [key("a")].into());
+        assert_eq!(known.states.len(), 3);
+        assert_eq!(known.states[&key("c")], SyncState::OutOfSync);
+        let drifted: Vec<&str> = drift.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(drifted, ["b", "c"]);
+
+        // A targeted look at a and b that finds them settled.
+        let targeted = report(
+            vec![
+                outcome("a", SyncState::Synced),
+                outcome("b", SyncState::Synced),
+            ],
+            true,
+        );
+        known.fold(&targeted);
+        log_unapplied_drift(&targeted, &mut drift);
+        assert!(known.in_progress.is_empty());
+        let drifted: Vec<&str> = drift.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(drifted, ["c"]);
+
+        // A full report replaces everything; a failed one changes nothing.
+        let full = report(vec![outcome("a", SyncState::Synced)], false);
+        known.fold(&full);
+        log_unapplied_drift(&full, &mut drift);
+        assert_eq!(known.states.len(), 1);
+        assert!(drift.is_empty());
+        let failed = PassReport {
+            error: Some("throttled".into()),
+            targeted: Some([key("a")].into()),
+            ..Default::default()
+        };
+        known.fold(&failed);
+        log_unapplied_drift(&failed, &mut drift);
+        assert_eq!(known.states.len(), 1);
+    }
+
+    #[test]
+    fn a_targeted_report_keeps_the_series_of_the_others() {
+        let metrics = Metrics::new();
+        let mut exposed = BTreeSet::new();
+        let mut known = Known::default();
+        let full = report(
+            vec![
+                outcome("a", SyncState::Synced),
+                outcome("b", SyncState::Synced),
+            ],
+            false,
+        );
+        known.fold(&full);
+        record_services(&metrics, &full, &mut exposed, &known);
+        let targeted = report(vec![outcome("a", SyncState::Progressing)], true);
+        known.fold(&targeted);
+        record_services(&metrics, &targeted, &mut exposed, &known);
+        let text = metrics.encode().unwrap_or_default();
+        assert!(
+            text.contains("ecsync_service_drift{cluster=\"c\",service=\"b\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecsync_services{state=\"Synced\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecsync_services{state=\"Progressing\"} 1"),
+            "{text}"
+        );
+        // A full report without b drops its series.
+        let full = report(vec![outcome("a", SyncState::Synced)], false);
+        known.fold(&full);
+        record_services(&metrics, &full, &mut exposed, &known);
+        let text = metrics.encode().unwrap_or_default();
+        assert!(!text.contains("service=\"b\""), "{text}");
     }
 }
