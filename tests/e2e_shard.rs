@@ -81,9 +81,10 @@ impl Replica {
     }
 
     fn passes(&self) -> f64 {
-        ["ok", "partial", "error"]
-            .iter()
-            .map(|r| self.metric("ecsync_reconcile_total", &format!("result=\"{r}\"")))
+        let (_, body) = http_get(&self.addr, "/metrics");
+        body.lines()
+            .filter(|l| l.starts_with("ecsync_reconcile_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
 
