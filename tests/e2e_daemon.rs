@@ -962,7 +962,15 @@ async fn metrics_pass_promtool_and_carry_every_design_name() {
     );
     // Two passes at least (a 5 s "progressing" requeue may have added one).
     assert!(
-        metric(&text, "ecsync_reconcile_total", &[("result", "ok")]).is_some_and(|v| v >= 2.0),
+        ["full", "targeted"]
+            .iter()
+            .filter_map(|scope| metric(
+                &text,
+                "ecsync_reconcile_total",
+                &[("result", "ok"), ("scope", scope)]
+            ))
+            .sum::<f64>()
+            >= 2.0,
         "{text}"
     );
     assert!(

@@ -386,7 +386,7 @@ async fn the_daemon_counts_throttled_calls_in_its_metrics() {
         if let Ok((200, body)) = try_http_get(&listen, "/metrics") {
             last = body;
         }
-        throttled_line(&last) > 0.0 && last.contains("ecsync_reconcile_total{result=\"ok\"}")
+        throttled_line(&last) > 0.0 && last.contains("ecsync_reconcile_total{result=\"ok\",")
     });
     assert!(
         seen,

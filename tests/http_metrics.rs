@@ -7,8 +7,8 @@ use ecsync::core::state::SyncState;
 use ecsync::runtime::metrics::Metrics;
 
 fn exercise_everything(m: &Metrics) {
-    m.observe_reconcile("ok", 0.3);
-    m.observe_reconcile("partial", 12.0);
+    m.observe_reconcile("ok", "full", 0.3);
+    m.observe_reconcile("partial", "targeted", 12.0);
     m.set_services("Synced", 1);
     m.set_service_states(&[(SyncState::Synced, 2), (SyncState::Held, 1)]);
     m.set_service_drift("prod", "web", 3);

@@ -1549,7 +1549,7 @@ spec:
         let leader = serde_json::from_str::<Value>(&body).is_ok_and(|v| v["role"] == "leader");
         leader
             && metrics.lines().any(|l| {
-                l.starts_with("ecsync_reconcile_total{result=\"ok\"} ") && !l.ends_with(" 0")
+                l.starts_with("ecsync_reconcile_total{result=\"ok\",") && !l.ends_with(" 0")
             })
     });
     daemon.signal("TERM");

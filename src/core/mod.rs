@@ -2,6 +2,7 @@
 //! imports tokio or an AWS SDK crate, or reads a clock; callers pass `now`.
 
 pub mod api;
+pub mod changes;
 pub mod decommission;
 pub mod dependencies;
 pub mod diff;

@@ -82,6 +82,14 @@ impl ServiceBackoff {
         }
     }
 
+    /// Services whose retry is due at `now`: a targeted pass looks at them.
+    pub fn due(&self, now: Tick) -> impl Iterator<Item = &ServiceKey> {
+        self.failing
+            .iter()
+            .filter(move |(_, f)| f.retry_at <= now)
+            .map(|(k, _)| k)
+    }
+
     /// How long until the earliest retry is due.
     pub fn next_retry(&self, now: Tick) -> Option<Duration> {
         self.failing

@@ -13,7 +13,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::adapters::aws::interceptor::{ApiCallInterceptor, CallCounts, ReadOnly};
 use crate::adapters::git::GitSource;
+use crate::core::changes::{self, ChangeSet, Wake};
 use crate::core::manifest::ManifestSet;
+use crate::core::model::ServiceKey;
 use crate::core::schedule::{ProgressRequeue, ServiceBackoff, ServiceResult};
 use crate::core::state::{Mode, SyncState};
 use crate::runtime::http::{self, HttpState, WebhookConfig};
@@ -22,7 +24,7 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::runtime::reconciler::{PassReport, Reconciler};
 use crate::runtime::status::{
-    self, CommitStatus, PassKind, PassSummary, Role, SharedStatus, StatusSnapshot,
+    self, CommitStatus, PassKind, PassScope, PassSummary, Role, SharedStatus, StatusSnapshot,
 };
 
 /// Everything `ecsync run` is told.
@@ -199,6 +201,14 @@ pub async fn run(
     let mut reported_drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut exposed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pass_id: u64 = 0;
+    // The revision the last completed pass ran on, and its set: a new
+    // revision is compared with it to target the next pass.
+    let mut applied: Option<(String, ManifestSet)> = None;
+    // What the passes know of every service, merged across targeted passes.
+    let mut known = Known::default();
+    let mut follow_up: Option<String> = None;
+    // `--interval` after the last full pass, however many targeted ones ran since.
+    let mut full_due_at = Instant::now();
     while !stopping() {
         if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
             // Followers serve HTTP and wait; only the lease holder reads Git
@@ -206,6 +216,8 @@ pub async fn run(
             ready.store(true, Ordering::SeqCst);
             status.write().unwrap_or_else(|e| e.into_inner()).role = Role::Follower;
             kind = PassKind::Start;
+            // Another replica may have acted meanwhile: lead again from a full pass.
+            applied = None;
             let wait = retry_period.unwrap_or(Duration::from_secs(1));
             let _ = unless_stopped(&stop, tokio::time::sleep(wait)).await;
             continue;
@@ -252,15 +264,47 @@ pub async fn run(
             warn!(error = %e, "git source failed; keeping the last good revision");
         }
 
-        let poll = jittered(cfg.interval);
-        let mut requeue = poll;
+        let mut requeue: Duration;
         if let Some((revision, set)) = &last_good {
             metrics.set_git_revision(revision);
-            let span = info_span!("reconcile", pass_id, revision = %revision);
-            let backing_off = backoff.waiting(epoch.elapsed());
-            let pass = reconciler
-                .pass(revision, set, &backing_off)
-                .instrument(span);
+            let now = epoch.elapsed();
+            let pending: BTreeSet<ServiceKey> = known
+                .in_progress
+                .iter()
+                .chain(backoff.due(now))
+                .cloned()
+                .collect();
+            let decided = changes::decide(&Wake {
+                applied: applied.as_ref().map(|(r, s)| (r.as_str(), s)),
+                revision,
+                set,
+                full_due: matches!(kind, PassKind::Start | PassKind::Poll)
+                    || Instant::now() >= full_due_at,
+                follow_up: follow_up.as_deref(),
+                pending: &pending,
+            });
+            let (scope, full_reason) = match &decided {
+                ChangeSet::Targeted { .. } => (PassScope::Targeted, None),
+                ChangeSet::Full { reason } => (PassScope::Full, Some(reason.to_string())),
+            };
+            let span = info_span!(
+                "reconcile",
+                pass_id,
+                revision = %revision,
+                scope = scope.as_str()
+            );
+            let backing_off = backoff.waiting(now);
+            let pass = async {
+                match &decided {
+                    ChangeSet::Targeted { services } => {
+                        reconciler
+                            .pass_targeted(revision, set, &backing_off, services)
+                            .await
+                    }
+                    ChangeSet::Full { .. } => reconciler.pass(revision, set, &backing_off).await,
+                }
+            }
+            .instrument(span);
             let pass = tokio::time::timeout(cfg.pass_timeout, pass);
             let Some(report) = unless_stopped(&stop, pass).await else {
                 warn!(
@@ -274,6 +318,10 @@ pub async fn run(
                 Err(_) => PassReport {
                     revision: revision.clone(),
                     error: Some(format!("pass exceeded {:?}", cfg.pass_timeout)),
+                    targeted: match &decided {
+                        ChangeSet::Targeted { services } => Some(services.clone()),
+                        ChangeSet::Full { .. } => None,
+                    },
                     ..Default::default()
                 },
             };
@@ -285,8 +333,9 @@ pub async fn run(
                 "ok"
             };
             let elapsed = started.elapsed();
-            metrics.observe_reconcile(result, elapsed.as_secs_f64());
-            record_services(&metrics, &report, &mut exposed);
+            metrics.observe_reconcile(result, scope.as_str(), elapsed.as_secs_f64());
+            known.fold(&report);
+            record_services(&metrics, &report, &mut exposed, &known);
             log_unapplied_drift(&report, &mut reported_drift);
             // Only queues: delivery happens on the notifier's own tasks.
             if let Some(n) = notifier.as_mut() {
@@ -297,10 +346,25 @@ pub async fn run(
             } else if let Some(e) = &report.error {
                 error!(error = %e, "reconcile pass failed");
             }
-            let progressing = report
-                .services
-                .iter()
-                .any(|s| s.state == SyncState::Progressing);
+            if report.error.is_none() {
+                if applied.as_ref().is_none_or(|(r, _)| r != revision) {
+                    applied = Some((revision.clone(), set.clone()));
+                }
+                follow_up = report.follow_up.clone();
+                if let Some(why) = &follow_up {
+                    info!(pass_id, reason = %why, "a full pass follows this targeted pass");
+                }
+            }
+            if scope == PassScope::Full {
+                full_due_at = Instant::now() + jittered(cfg.interval);
+            }
+            let until_full = full_due_at.saturating_duration_since(Instant::now());
+            requeue = until_full;
+            if follow_up.is_some() {
+                requeue = Duration::ZERO;
+            }
+            // Every service known to be rolling out, not only those this pass saw.
+            let progressing = !known.in_progress.is_empty();
             let changed = report.services.iter().any(|s| s.changed());
             if let Some(wait) = progress.after_pass(progressing, changed) {
                 requeue = requeue.min(wait);
@@ -322,6 +386,9 @@ pub async fn run(
             info!(
                 pass_id,
                 result,
+                scope = scope.as_str(),
+                services = report.services.len(),
+                reason = full_reason.as_deref().unwrap_or(""),
                 elapsed_ms = elapsed.as_millis() as u64,
                 "pass finished"
             );
@@ -335,6 +402,9 @@ pub async fn run(
                     duration_ms: elapsed.as_millis() as u64,
                     result: result.to_string(),
                     kind,
+                    scope,
+                    services: report.targeted.as_ref().map(BTreeSet::len),
+                    reason: full_reason,
                 },
                 cfg.mode,
                 match &leadership {
@@ -354,10 +424,15 @@ pub async fn run(
             }
             snapshot.commit = last_commit.clone();
             snapshot.keep_history(&current);
+            if report.targeted.is_some() {
+                snapshot.keep_untargeted(&current);
+            }
             *current = snapshot;
         } else {
             let mut s = status.write().unwrap_or_else(|e| e.into_inner());
             s.git_error = git_error;
+            full_due_at = Instant::now() + jittered(cfg.interval);
+            requeue = full_due_at.saturating_duration_since(Instant::now());
         }
 
         if stopping() {
@@ -365,9 +440,10 @@ pub async fn run(
         }
         // A webhook or a signal ends the wait early; passes never overlap
         // because the next one starts only from here.
+        let until_full = full_due_at.saturating_duration_since(Instant::now());
         kind = match tokio::time::timeout(requeue, trigger.notified()).await {
             Ok(()) => PassKind::Webhook,
-            Err(_) if requeue < poll => PassKind::Requeue,
+            Err(_) if requeue < until_full => PassKind::Requeue,
             Err(_) => PassKind::Poll,
         };
     }
@@ -460,16 +536,61 @@ fn log_unapplied_drift(
         }
         now.insert(key, fields);
     }
-    *reported = now;
+    match &report.targeted {
+        None => *reported = now,
+        // The services it did not look at drift (or not) as before.
+        Some(looked) => {
+            if report.error.is_none() {
+                reported.retain(|(cluster, name), _| {
+                    !looked.contains(&ServiceKey {
+                        cluster: cluster.clone(),
+                        name: name.clone(),
+                    })
+                });
+                reported.extend(now);
+            }
+        }
+    }
+}
+
+/// What the passes know of every service, merged across passes: a targeted
+/// report covers its services only, and says nothing about the others.
+#[derive(Default)]
+struct Known {
+    states: BTreeMap<ServiceKey, SyncState>,
+    /// Services rolling out: the progress requeue looks at these.
+    in_progress: BTreeSet<ServiceKey>,
+}
+
+impl Known {
+    fn fold(&mut self, report: &PassReport) {
+        if report.error.is_some() {
+            return;
+        }
+        if report.targeted.is_none() {
+            self.states.clear();
+        }
+        for o in &report.services {
+            self.states.insert(o.plan.key.clone(), o.state);
+        }
+        self.in_progress = self
+            .states
+            .iter()
+            .filter(|(_, s)| **s == SyncState::Progressing)
+            .map(|(k, _)| k.clone())
+            .collect();
+    }
 }
 
 /// Per-service gauges for this pass's services; the series of services no longer declared
 /// are dropped (`exposed` remembers which exist), unless the pass failed as a whole and so
-/// says nothing about which services exist.
+/// says nothing about which services exist, or was targeted and so saw only some of them.
+/// The state counts are of every service `known`.
 fn record_services(
     metrics: &Metrics,
     report: &PassReport,
     exposed: &mut BTreeSet<(String, String)>,
+    known: &Known,
 ) {
     if report.error.is_none() {
         let now: BTreeSet<(String, String)> = report
@@ -477,16 +598,28 @@ fn record_services(
             .iter()
             .map(|o| (o.plan.key.cluster.clone(), o.plan.key.name.clone()))
             .collect();
-        for (cluster, service) in exposed.difference(&now) {
-            metrics.remove_service(cluster, service);
+        if report.targeted.is_some() {
+            exposed.extend(now);
+        } else {
+            for (cluster, service) in exposed.difference(&now) {
+                metrics.remove_service(cluster, service);
+            }
+            *exposed = now;
         }
-        *exposed = now;
     }
+    let states: Vec<SyncState> = match (&report.error, &report.targeted) {
+        (None, _) => known.states.values().copied().collect(),
+        (Some(_), None) => report.services.iter().map(|o| o.state).collect(),
+        // A targeted pass that failed: the counts stay as they were.
+        (Some(_), Some(_)) => return,
+    };
     let mut counts = SyncState::ALL.map(|s| (s, 0i64));
-    for o in &report.services {
-        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == o.state) {
+    for state in states {
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == state) {
             c.1 += 1;
         }
+    }
+    for o in &report.services {
         metrics.set_service_drift(
             &o.plan.key.cluster,
             &o.plan.key.name,
@@ -495,7 +628,7 @@ fn record_services(
     }
     metrics.set_service_states(&counts);
     // A pass that did not look at schedules leaves their counts as they were.
-    if report.scheduled.error.is_none() {
+    if report.scheduled.error.is_none() && report.targeted.is_none() {
         let mut counts = SyncState::ALL.map(|s| (s, 0i64));
         for t in &report.scheduled.tasks {
             if let Some(c) = counts.iter_mut().find(|(s, _)| *s == t.state) {

@@ -152,6 +152,35 @@ pub struct PassSummary {
     pub result: String,
     #[serde(default)]
     pub kind: PassKind,
+    /// Whether the pass looked at everything or at some services only.
+    #[serde(default)]
+    pub scope: PassScope,
+    /// A targeted pass: how many services it looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<usize>,
+    /// A full pass: why it was not targeted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How much one pass looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassScope {
+    /// Every declared service, orphans, schedules and fleets.
+    #[default]
+    Full,
+    /// The services a push changed, and those rolling out or due for a retry.
+    Targeted,
+}
+
+impl PassScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassScope::Full => "full",
+            PassScope::Targeted => "targeted",
+        }
+    }
 }
 
 /// An EC2 instance pending decommission (or skipped, or released) and when it will act.
@@ -286,6 +315,31 @@ impl StatusSnapshot {
             decommission_cleanup: Vec::new(),
             passes: Vec::new(),
         }
+    }
+}
+
+impl StatusSnapshot {
+    /// After a targeted pass: every service it did not look at, and the
+    /// schedules and fleets it never looks at, stay as `previous` showed them.
+    pub fn keep_untargeted(&mut self, previous: &StatusSnapshot) {
+        let seen: std::collections::BTreeSet<(&str, &str)> = self
+            .services
+            .iter()
+            .map(|s| (s.cluster.as_str(), s.service.as_str()))
+            .collect();
+        let kept: Vec<ServiceStatus> = previous
+            .services
+            .iter()
+            .filter(|s| !seen.contains(&(s.cluster.as_str(), s.service.as_str())))
+            .cloned()
+            .collect();
+        self.services.extend(kept);
+        self.services
+            .sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+        self.decommission = previous.decommission.clone();
+        self.scheduled_tasks = previous.scheduled_tasks.clone();
+        self.decommission_groups = previous.decommission_groups.clone();
+        self.decommission_cleanup = previous.decommission_cleanup.clone();
     }
 }
 
@@ -585,6 +639,9 @@ mod tests {
                 duration_ms: 1500,
                 result: "ok".into(),
                 kind: PassKind::Webhook,
+                scope: PassScope::Full,
+                services: None,
+                reason: None,
             }),
             services: vec![ServiceStatus {
                 cluster: "prod".into(),
@@ -668,7 +725,7 @@ mod tests {
                 "mode": "auto",
                 "role": "leader",
                 "leaseToken": 3,
-                "lastPass": {"passId": 7, "startedAt": "2025-01-02T03:04:05Z", "durationMs": 1500, "result": "ok", "kind": "webhook"},
+                "lastPass": {"passId": 7, "startedAt": "2025-01-02T03:04:05Z", "durationMs": 1500, "result": "ok", "kind": "webhook", "scope": "full"},
                 "services": [{
                     "cluster": "prod",
                     "service": "web",
@@ -754,6 +811,9 @@ mod tests {
             duration_ms: 10,
             result: "ok".into(),
             kind: PassKind::Poll,
+            scope: PassScope::Full,
+            services: None,
+            reason: None,
         }
     }
 
@@ -773,6 +833,28 @@ mod tests {
         s.passes = vec![pass(id)];
         s.services[0].recent_actions = rec.into_iter().collect();
         s
+    }
+
+    #[test]
+    fn a_targeted_pass_replaces_its_services_and_keeps_the_others() {
+        let mut before = sample();
+        let mut api = before.services[0].clone();
+        api.service = "api".into();
+        api.message = Some("before".into());
+        before.services.insert(0, api);
+        let mut web = before.services[1].clone();
+        web.message = Some("after".into());
+        let mut after = sample();
+        after.services = vec![web];
+        after.decommission.clear();
+        after.keep_untargeted(&before);
+        let shown: Vec<(&str, Option<&str>)> = after
+            .services
+            .iter()
+            .map(|s| (s.service.as_str(), s.message.as_deref()))
+            .collect();
+        assert_eq!(shown, [("api", Some("before")), ("web", Some("after"))]);
+        assert_eq!(after.decommission, before.decommission);
     }
 
     #[test]

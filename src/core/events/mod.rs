@@ -14,7 +14,7 @@
 
 mod detect;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -280,6 +280,21 @@ impl Memory {
             .into_iter()
             .filter(|e| self.sent.insert(e.key.clone()))
             .collect()
+    }
+
+    /// [`Memory::observe`] for a targeted pass, which looked at some services
+    /// only: the rollouts of the others are still watched.
+    pub fn observe_partial(&mut self, pass: &PassFacts) -> Vec<Event> {
+        let seen: BTreeSet<&ServiceKey> = pass.services.iter().map(|s| s.key).collect();
+        let unseen: Vec<(ServiceKey, String)> = self
+            .rolling
+            .iter()
+            .filter(|(k, _)| !seen.contains(k))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        let events = self.observe(pass);
+        self.rolling.extend(unseen);
+        events
     }
 
     /// Dedupe keys currently remembered.

@@ -539,6 +539,34 @@ fn no_synced_without_a_change_nor_after_a_failure() {
 }
 
 #[test]
+fn a_targeted_pass_keeps_the_rollouts_of_the_services_it_did_not_look_at() {
+    let mut m = Memory::default();
+    m.observe(
+        &pass(vec![
+            svc("web", SyncState::Progressing).drifted("a").corrected(),
+        ])
+        .facts(t0()),
+    );
+    // Only `api` looked at: nothing about `web`, and `web` is still watched.
+    let e = m.observe_partial(&pass(vec![svc("api", SyncState::Synced)]).facts(t0()));
+    assert!(e.is_empty(), "{e:?}");
+    let e = m.observe(&pass(vec![svc("web", SyncState::Synced)]).facts(t0()));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].event, EventKind::ServiceSynced);
+    // The same partial pass through `observe` would have forgotten it.
+    let mut m = Memory::default();
+    m.observe(
+        &pass(vec![
+            svc("web", SyncState::Progressing).drifted("a").corrected(),
+        ])
+        .facts(t0()),
+    );
+    m.observe(&pass(vec![svc("api", SyncState::Synced)]).facts(t0()));
+    let e = m.observe(&pass(vec![svc("web", SyncState::Synced)]).facts(t0()));
+    assert!(e.is_empty(), "{e:?}");
+}
+
+#[test]
 fn a_failed_pass_keeps_the_rollouts_it_could_not_see() {
     let mut m = Memory::default();
     m.observe(

@@ -28,6 +28,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// Results of a reconcile pass.
 pub const RECONCILE_RESULTS: [&str; 3] = ["ok", "error", "partial"];
+/// How much a reconcile pass looked at (`PassScope`).
+pub const RECONCILE_SCOPES: [&str; 2] = ["full", "targeted"];
 /// Results of a git fetch.
 pub const GIT_FETCH_RESULTS: [&str; 2] = ["ok", "error"];
 /// Outcomes of `POST /hooks/git`.
@@ -51,6 +53,12 @@ const RECONCILE_BUCKETS: [f64; 12] = [
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    result: String,
+    scope: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,8 +130,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    reconcile_duration: HistogramFamily<ResultLabel>,
-    reconcile_total: Family<ResultLabel, Counter>,
+    reconcile_duration: HistogramFamily<ReconcileLabels>,
+    reconcile_total: Family<ReconcileLabels, Counter>,
     services: Family<StateLabel, Gauge>,
     scheduled_tasks: Family<StateLabel, Gauge>,
     service_drift: Family<ServiceLabels, Gauge>,
@@ -155,18 +163,18 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
 
-        let reconcile_duration: HistogramFamily<ResultLabel> =
+        let reconcile_duration: HistogramFamily<ReconcileLabels> =
             Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS));
         registry.register_with_unit(
             "ecsync_reconcile_duration",
-            "Duration of a reconcile pass, by result",
+            "Duration of a reconcile pass, by result and scope",
             Unit::Seconds,
             reconcile_duration.clone(),
         );
-        let reconcile_total = Family::<ResultLabel, Counter>::default();
+        let reconcile_total = Family::<ReconcileLabels, Counter>::default();
         registry.register(
             "ecsync_reconcile",
-            "Reconcile passes, by result",
+            "Reconcile passes, by result and scope",
             reconcile_total.clone(),
         );
         let services = Family::<StateLabel, Gauge>::default();
@@ -259,8 +267,14 @@ impl Metrics {
         // operations, orphan states) appear with their first sample: prometheus-client does not
         // announce a family that has no series.
         for r in RECONCILE_RESULTS {
-            let _ = reconcile_total.get_or_create_owned(&result(r));
-            let _ = reconcile_duration.get_or_create_owned(&result(r));
+            for scope in RECONCILE_SCOPES {
+                let labels = ReconcileLabels {
+                    result: r.to_owned(),
+                    scope: scope.to_owned(),
+                };
+                let _ = reconcile_total.get_or_create_owned(&labels);
+                let _ = reconcile_duration.get_or_create_owned(&labels);
+            }
         }
         for state in SyncState::ALL {
             let _ = services.get_or_create_owned(&StateLabel {
@@ -336,9 +350,13 @@ impl Metrics {
         Ok(out)
     }
 
-    /// One finished reconcile pass; `result` is one of [`RECONCILE_RESULTS`].
-    pub fn observe_reconcile(&self, result_: &str, seconds: f64) {
-        let label = result(result_);
+    /// One finished reconcile pass; `result` is one of [`RECONCILE_RESULTS`],
+    /// `scope` one of [`RECONCILE_SCOPES`].
+    pub fn observe_reconcile(&self, result: &str, scope: &str, seconds: f64) {
+        let label = ReconcileLabels {
+            result: result.to_owned(),
+            scope: scope.to_owned(),
+        };
         self.reconcile_duration
             .get_or_create(&label)
             .observe(seconds);

@@ -53,8 +53,9 @@ fn exposed_names(text: &str) -> BTreeSet<String> {
 }
 
 pub(crate) fn exercise(m: &Metrics) {
-    m.observe_reconcile("ok", 0.42);
-    m.observe_reconcile("error", 3.0);
+    m.observe_reconcile("ok", "full", 0.42);
+    m.observe_reconcile("error", "full", 3.0);
+    m.observe_reconcile("ok", "targeted", 0.05);
     m.set_service_states(&[(SyncState::Synced, 3), (SyncState::OutOfSync, 1)]);
     m.set_service_drift("prod", "web", 2);
     m.set_git_revision("0123abc");
@@ -113,17 +114,14 @@ fn openmetrics_has_the_same_series_and_an_eof() {
 #[test]
 fn known_label_values_start_at_zero() {
     let text = Metrics::new().encode().unwrap();
-    for r in RECONCILE_RESULTS {
+    for (r, scope) in RECONCILE_RESULTS
+        .iter()
+        .flat_map(|r| RECONCILE_SCOPES.iter().map(move |s| (*r, *s)))
+    {
+        let labels = [("result", r), ("scope", scope)];
+        assert_eq!(value(&text, "ecsync_reconcile_total", &labels), Some(0.0));
         assert_eq!(
-            value(&text, "ecsync_reconcile_total", &[("result", r)]),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(
-                &text,
-                "ecsync_reconcile_duration_seconds_count",
-                &[("result", r)]
-            ),
+            value(&text, "ecsync_reconcile_duration_seconds_count", &labels),
             Some(0.0)
         );
     }
@@ -157,18 +155,31 @@ fn values_are_recorded() {
     m.aws_call("ECS", "DescribeServices", "ok");
     let text = m.encode().unwrap();
     let v = |name, labels: &[(&str, &str)]| value(&text, name, labels);
-    assert_eq!(v("ecsync_reconcile_total", &[("result", "ok")]), Some(1.0));
+    assert_eq!(
+        v(
+            "ecsync_reconcile_total",
+            &[("result", "ok"), ("scope", "full")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(
+            "ecsync_reconcile_total",
+            &[("result", "ok"), ("scope", "targeted")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(
         v(
             "ecsync_reconcile_duration_seconds_sum",
-            &[("result", "error")]
+            &[("result", "error"), ("scope", "full")]
         ),
         Some(3.0)
     );
     assert_eq!(
         v(
             "ecsync_reconcile_duration_seconds_bucket",
-            &[("result", "ok"), ("le", "0.5")]
+            &[("result", "ok"), ("scope", "full"), ("le", "0.5")]
         ),
         Some(1.0)
     );

@@ -182,12 +182,20 @@ impl Notifier {
     ) -> usize {
         let controller_id = self.controller_id.clone();
         let facts = pass_facts(report, &controller_id, self.mode, git_error, now);
+        if report.targeted.is_some() {
+            let events = self.memory.observe_partial(&facts);
+            return self.send(events);
+        }
         self.publish(&facts)
     }
 
     /// [`Notifier::after_pass`] from facts already gathered.
     pub fn publish(&mut self, facts: &PassFacts) -> usize {
         let events = self.memory.observe(facts);
+        self.send(events)
+    }
+
+    fn send(&mut self, events: Vec<crate::core::events::Event>) -> usize {
         for event in &events {
             debug!(event = %event.event, object = %event.object(), "notification");
             let event = Arc::new(event.clone());

@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod migration;
 mod outcome;
 pub mod scheduled;
+mod targeted;
 
 pub use outcome::{PassReport, ServiceOutcome};
 
@@ -20,7 +21,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::adapters::aws::Clients;
 use crate::adapters::aws::ecs::apply::{Applied, ApplyContext, Live, apply_service, prune_service};
-use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe};
+use crate::adapters::aws::ecs::observe::{Scope, TaskDefinitionCache, observe, observe_named};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::ServiceKey;
 use crate::core::plan::{ActionKind, PlanContext, plan_all};
@@ -58,6 +59,19 @@ impl Reconciler {
         set: &ManifestSet,
         backing_off: &BTreeMap<ServiceKey, String>,
     ) -> PassReport {
+        self.pass_in(revision, set, backing_off, false).await
+    }
+
+    /// The pass itself; `targeted`: `set` holds only the services to look at
+    /// ([`Reconciler::pass_targeted`]), observed by name, and nothing beyond
+    /// them is pruned, decommissioned or scheduled.
+    async fn pass_in(
+        &self,
+        revision: &str,
+        set: &ManifestSet,
+        backing_off: &BTreeMap<ServiceKey, String>,
+        targeted: bool,
+    ) -> PassReport {
         let mut report = PassReport {
             revision: revision.to_string(),
             ..Default::default()
@@ -73,10 +87,15 @@ impl Reconciler {
         let scope = Scope {
             clusters,
             // Pruning must also see clusters whose last manifest was removed.
-            all_clusters: self.prune.is_some(),
+            all_clusters: self.prune.is_some() && !targeted,
             desired: &set.services,
         };
-        let observed = match observe(&self.clients, &scope, &self.cache).await {
+        let observed = if targeted {
+            observe_named(&self.clients, &scope, &self.cache).await
+        } else {
+            observe(&self.clients, &scope, &self.cache).await
+        };
+        let observed = match observed {
             Ok(o) => o,
             Err(e) => {
                 report.error = Some(e.to_string());
@@ -87,9 +106,13 @@ impl Reconciler {
             controller_id: &self.controller_id,
             revision,
             mode: self.mode,
-            prune: self.prune,
+            // A targeted pass never deletes: it has not seen what else exists.
+            prune: if targeted { None } else { self.prune },
         };
         let plans = plan_all(set, &observed, &ctx);
+        if targeted && self.prune.is_some() {
+            report.follow_up = targeted::needs_replacing(&plans);
+        }
         let desired: BTreeMap<&ServiceKey, &DesiredService> =
             set.services.iter().map(|d| (&d.key, d)).collect();
 
@@ -232,6 +255,9 @@ impl Reconciler {
         };
         migration::phase(&phase, &mut report.services).await;
         report.services.sort_by(|a, b| a.plan.key.cmp(&b.plan.key));
+        if targeted {
+            return report;
+        }
 
         // Schedules after the services: a revision registered above is reused.
         let phase = scheduled::Phase {

@@ -1,11 +1,14 @@
 //! What one pass found and did, per service and as a whole.
 
+use std::collections::BTreeSet;
+
 use super::decommission::DecommissionReport;
 use super::migration::MigrationReport;
 use crate::adapters::aws::AwsError;
 use crate::adapters::aws::ecs::apply::Applied;
 use crate::core::hooks::HookStatus;
 use crate::core::migration::Kind;
+use crate::core::model::ServiceKey;
 use crate::core::plan::{ActionKind, ServicePlan};
 use crate::core::state::{MigrationFacts, StateFacts, SyncState};
 
@@ -84,6 +87,12 @@ pub struct PassReport {
     pub decommission: DecommissionReport,
     /// `kind: ScheduledTask`: the schedule group and each schedule.
     pub scheduled: super::scheduled::ScheduledReport,
+    /// `Some`: a targeted pass that looked at these services only; every
+    /// other service, the schedules and the fleets are as the last pass left
+    /// them, so whoever reads this report merges it rather than replaces.
+    pub targeted: Option<BTreeSet<ServiceKey>>,
+    /// What a targeted pass could not decide alone: the next pass is full.
+    pub follow_up: Option<String>,
 }
 
 impl PassReport {

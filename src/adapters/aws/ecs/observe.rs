@@ -7,7 +7,7 @@
 //! revision it runs. Then every target group name the manifests use is
 //! resolved in one batch ([`elbv2::resolve_target_groups`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ecs::types as ecs;
@@ -118,6 +118,55 @@ pub async fn observe(
         }
     }
 
+    describe_unknown_task_definitions(clients, scope, &mut observed, cache).await?;
+    observed.target_groups =
+        elbv2::resolve_target_groups(clients, &target_group_names(scope.desired)).await?;
+    Ok(observed)
+}
+
+/// A targeted look at `scope.desired` only: DescribeServices by name, 10 a
+/// call per cluster, and no ListServices or ListClusters. A service ECS does
+/// not find is simply absent, so the plan creates it.
+pub async fn observe_named(
+    clients: &Clients,
+    scope: &Scope<'_>,
+    cache: &TaskDefinitionCache,
+) -> Result<Observed, AwsError> {
+    let mut observed = Observed::default();
+    let existing = if scope.clusters.is_empty() {
+        BTreeSet::new()
+    } else {
+        existing_clusters(clients, &scope.clusters).await?
+    };
+    observed.missing_clusters = scope.clusters.difference(&existing).cloned().collect();
+    let mut names: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for d in scope.desired {
+        if existing.contains(&d.key.cluster) {
+            names
+                .entry(d.key.cluster.as_str())
+                .or_default()
+                .push(d.key.name.clone());
+        }
+    }
+    let reads = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    for (cluster, names) in names {
+        let described = services::describe(clients, cluster, &names, &reads).await?;
+        if let Some(f) = described
+            .failures
+            .iter()
+            .find(|f| f.reason() != Some("MISSING"))
+        {
+            return Err(AwsError::Incomplete(format!(
+                "DescribeServices in {cluster}: {} {}",
+                f.arn().unwrap_or_default(),
+                f.reason().unwrap_or("failed")
+            )));
+        }
+        for svc in &described.services {
+            let live = live_service(svc, cluster, cache)?;
+            observed.services.insert(live.key.clone(), live);
+        }
+    }
     describe_unknown_task_definitions(clients, scope, &mut observed, cache).await?;
     observed.target_groups =
         elbv2::resolve_target_groups(clients, &target_group_names(scope.desired)).await?;

@@ -98,6 +98,9 @@ fn snapshot() -> StatusSnapshot {
             duration_ms: 1500,
             result: "partial".into(),
             kind: PassKind::Webhook,
+            scope: crate::runtime::status::PassScope::Full,
+            services: None,
+            reason: None,
         }),
         services: vec![web, api],
         decommission: vec![InstanceStatus {
@@ -120,6 +123,9 @@ fn snapshot() -> StatusSnapshot {
             duration_ms: 1500,
             result: "partial".into(),
             kind: PassKind::Webhook,
+            scope: crate::runtime::status::PassScope::Full,
+            services: None,
+            reason: None,
         }],
     }
 }
