@@ -64,6 +64,13 @@ fn status(addr: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+fn scope(addr: &str) -> String {
+    status(addr)["lastPass"]["scope"]
+        .as_str()
+        .unwrap_or("n/a")
+        .to_string()
+}
+
 fn pass_id(addr: &str) -> u64 {
     status(addr)["lastPass"]["passId"].as_u64().unwrap_or(0)
 }
@@ -280,6 +287,12 @@ struct Measured {
     to_fetch: Vec<f64>,
     to_first_mutation: Vec<f64>,
     to_update: Vec<f64>,
+    /// Per push, where the time to the first mutating call went (see [`PHASES`]).
+    phases: Vec<[f64; PHASES.len()]>,
+    /// `lastPass.scope` of the push passes and of the requeue checks, counted (`full`,
+    /// `targeted`; "n/a" on a daemon that does not report one).
+    push_scopes: BTreeMap<String, usize>,
+    requeue_scopes: BTreeMap<String, usize>,
     /// Calls of each requeue check, and of all of them by operation.
     requeue_checks: Vec<u64>,
     requeue_calls: Option<Calls>,
@@ -424,6 +437,9 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
         to_fetch: Vec::new(),
         to_first_mutation: Vec::new(),
         to_update: Vec::new(),
+        phases: Vec::new(),
+        push_scopes: BTreeMap::new(),
+        requeue_scopes: BTreeMap::new(),
         requeue_checks: Vec::new(),
         requeue_calls: None,
         hwm: 0,
@@ -455,6 +471,7 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
             (pass_id(&addr) > pass_before).then_some(())
         });
         assert!(finished.is_some(), "the pass for push {k} never finished");
+        *m.push_scopes.entry(scope(&addr)).or_default() += 1;
         let ms = |t: SystemTime| t.duration_since(t0).unwrap_or_default().as_secs_f64() * 1e3;
         m.to_first_mutation.push(ms(registered));
         m.to_update.push(ms(updated));
@@ -463,6 +480,10 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
         let fetched = logged_at(&logs, "git source fetched", None, t0);
         m.to_accept.push(accepted.map(ms).unwrap_or(f64::NAN));
         m.to_fetch.push(fetched.map(ms).unwrap_or(f64::NAN));
+        if let Some(fetched) = fetched {
+            m.phases
+                .push(phases(t0, fetched, registered, &proxy.exchanges_since(t0)));
+        }
         assert_eq!(
             live_image(runtime, &moto, &cluster, &svc),
             image,
@@ -543,10 +564,49 @@ fn requeue_checks(
         assert_eq!(id, seen + 1, "a pass went by unseen");
         assert_eq!(kind, "requeue", "pass {id} is not a progress requeue");
         let now = aws_calls(addr);
+        *m.requeue_scopes.entry(scope(addr)).or_default() += 1;
         m.requeue_checks.push(calls_between(&last, &now).total());
         (last, seen) = (now, id);
     }
     m.requeue_calls = Some(calls_between(&start, &last));
+}
+
+/// Where the time from the webhook POST to the first mutating call goes, from the daemon's log
+/// (git fetched, task definition registered) and the proxy's timeline of the pass's calls.
+const PHASES: [&str; 5] = [
+    "git fetch",
+    "manifests read and parsed, pass set up (to the first AWS call)",
+    "observe (first AWS call to the last DescribeServices answered)",
+    "plan and apply up to RegisterTaskDefinition sent",
+    "RegisterTaskDefinition answered and logged",
+];
+
+fn phases(
+    t0: SystemTime,
+    fetched: SystemTime,
+    registered: SystemTime,
+    exchanges: &[common::Exchange],
+) -> [f64; PHASES.len()] {
+    let ms =
+        |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default().as_secs_f64() * 1e3;
+    let register = exchanges
+        .iter()
+        .find(|e| e.operation == "RegisterTaskDefinition")
+        .map_or(registered, |e| e.arrived);
+    let first_call = exchanges.first().map_or(register, |e| e.arrived);
+    let observed = exchanges
+        .iter()
+        .filter(|e| e.operation == "DescribeServices" && e.arrived < register)
+        .map(|e| e.answered)
+        .max()
+        .unwrap_or(first_call);
+    [
+        ms(t0, fetched),
+        ms(fetched, first_call),
+        ms(first_call, observed),
+        ms(observed, register),
+        ms(register, registered),
+    ]
 }
 
 fn met(ok: bool) -> &'static str {
@@ -640,9 +700,10 @@ fn main() {
         );
         if let Some(calls) = &m.requeue_calls {
             println!(
-                "{}: {} requeue checks, calls by operation {:?}",
+                "{}: {} requeue checks (pass scopes {:?}), calls by operation {:?}",
                 fleet.label(),
                 m.requeue_checks.len(),
+                m.requeue_scopes,
                 calls.by_op
             );
         }
@@ -654,6 +715,24 @@ fn main() {
                 percentile(&sorted(m.to_fetch.clone()), 0.5),
                 percentile(&sorted(m.to_first_mutation.clone()), 0.5),
                 percentile(&sorted(m.to_update.clone()), 0.5),
+            );
+        }
+        if !m.push_scopes.is_empty() {
+            println!("{}: push pass scopes {:?}", fleet.label(), m.push_scopes);
+        }
+        if !m.phases.is_empty() {
+            let parts: Vec<String> = PHASES
+                .iter()
+                .enumerate()
+                .map(|(k, what)| {
+                    let v = sorted(m.phases.iter().map(|p| p[k]).collect());
+                    format!("{what} {:.0} ms", percentile(&v, 0.5))
+                })
+                .collect();
+            println!(
+                "{}: push → first mutating call, medians by phase: {}",
+                fleet.label(),
+                parts.join("; ")
             );
         }
         println!(

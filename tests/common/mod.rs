@@ -32,7 +32,7 @@ pub fn bench_param<T: std::str::FromStr>(name: &str, benching: bool, real: T, sm
         .unwrap_or(if benching { real } else { smoke })
 }
 
-pub use faultproxy::{Fault, FaultConfig, FaultProxy};
+pub use faultproxy::{Exchange, Fault, FaultConfig, FaultProxy};
 pub use fixtures::{Run, ecsync_in, run, service_yaml};
 pub use git::GitRepo;
 pub use http::{
