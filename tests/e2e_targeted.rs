@@ -35,6 +35,13 @@ struct Running {
 
 impl Running {
     fn start(moto: &Moto, repo: &GitRepo, extra: &[&str]) -> Running {
+        let r = Running::spawn(moto, repo, extra);
+        r.settle();
+        r
+    }
+
+    /// [`Running::start`] without waiting for rollouts to finish.
+    fn spawn(moto: &Moto, repo: &GitRepo, extra: &[&str]) -> Running {
         let dirs = tempfile::tempdir().expect("tempdir");
         let secret = dirs.path().join("webhook-secret");
         std::fs::write(&secret, SECRET).expect("write secret");
@@ -58,7 +65,6 @@ impl Running {
             "the first pass never finished ok:\n{}",
             r.context()
         );
-        r.settle();
         r
     }
 
@@ -708,4 +714,61 @@ async fn a_targeted_pass_never_decommissions_a_due_fleet_the_next_full_pass_does
         now != before
     });
     assert!(moved, "{}", d.context());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_progress_requeue_describes_only_the_services_in_progress() {
+    // moto runs no task: a service that wants one stays in progress for good, one
+    // that wants none is settled at once.
+    let moto = Moto::start();
+    moto.create_cluster("alpha").await;
+    let net = moto.default_network().await;
+    let repo = GitRepo::new();
+    for i in 0..12 {
+        let name = format!("busy-{i:02}");
+        repo.write(
+            &format!("services/{name}.yaml"),
+            &svc(&name, &net, "app:1", 1),
+        );
+    }
+    for i in 0..8 {
+        let name = format!("idle-{i:02}");
+        repo.write(
+            &format!("services/{name}.yaml"),
+            &svc(&name, &net, "app:1", 0),
+        );
+    }
+    repo.commit("twelve busy, eight idle");
+    let d = Running::spawn(&moto, &repo, &[]);
+
+    // Each requeue (5 s, then 10 s, ... while nothing changes) looks at the twelve:
+    // ceil(12/10) = 2 DescribeServices, and no ListServices.
+    let requeue = |after: u64| {
+        let done = wait_until(WAIT, || {
+            let p = d.last_pass();
+            p["passId"].as_u64().unwrap_or(0) > after && p["kind"] == "requeue"
+        });
+        assert!(done, "no requeue after pass {after}:\n{}", d.context());
+        let p = d.last_pass();
+        let counts = (d.ecs_calls("DescribeServices"), d.ecs_calls("ListServices"));
+        (p, counts)
+    };
+    // The first requeue still looks at all twenty (all were created, so all were in
+    // progress); it finds the idle ones settled.
+    let (first, _) = requeue(1);
+    assert_eq!(first["scope"], "targeted", "{}", d.context());
+    assert_eq!(first["services"], 20, "{}", d.context());
+    let (first, (described, listed)) = requeue(first["passId"].as_u64().unwrap_or(0));
+    assert_eq!(first["services"], 12, "{}", d.context());
+    let id = first["passId"].as_u64().unwrap_or(0);
+    let (second, (described_after, listed_after)) = requeue(id);
+    assert_eq!(
+        second["passId"].as_u64(),
+        Some(id + 1),
+        "one pass at a time:\n{}",
+        d.context()
+    );
+    assert_eq!(second["services"], 12, "{}", d.context());
+    assert_eq!(described_after - described, 2.0, "{}", d.context());
+    assert_eq!(listed_after, listed, "{}", d.context());
 }

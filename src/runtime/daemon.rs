@@ -14,7 +14,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::adapters::aws::interceptor::{ApiCallInterceptor, CallCounts, ReadOnly};
 use crate::adapters::git::GitSource;
 use crate::core::changes::{self, ChangeSet, Wake};
-use crate::core::manifest::ManifestSet;
+use crate::core::manifest::{ManifestSet, ParseCache};
 use crate::core::model::ServiceKey;
 use crate::core::schedule::{ProgressRequeue, ServiceBackoff, ServiceResult};
 use crate::core::state::{Mode, SyncState};
@@ -190,7 +190,7 @@ pub async fn run(
         None => (None, None),
     };
 
-    let mut last_good: Option<(String, ManifestSet)> = None;
+    let mut last_good: Option<(String, Arc<ManifestSet>)> = None;
     // For the dashboard: the last good revision's commit, and why a pass ran.
     let mut last_commit: Option<CommitStatus> = None;
     let mut kind = PassKind::Start;
@@ -203,12 +203,13 @@ pub async fn run(
     let mut pass_id: u64 = 0;
     // The revision the last completed pass ran on, and its set: a new
     // revision is compared with it to target the next pass.
-    let mut applied: Option<(String, ManifestSet)> = None;
+    let mut applied: Option<(String, Arc<ManifestSet>)> = None;
     // What the passes know of every service, merged across targeted passes.
     let mut known = Known::default();
     let mut follow_up: Option<String> = None;
     // `--interval` after the last full pass, however many targeted ones ran since.
     let mut full_due_at = Instant::now();
+    let mut parses = ParseCache::default();
     while !stopping() {
         if leadership.as_ref().is_some_and(|l| !l.is_leader()) {
             // Followers serve HTTP and wait; only the lease holder reads Git
@@ -236,7 +237,11 @@ pub async fn run(
                 if let Some(hook) = webhook.as_ref().filter(|h| h.branch.is_none()) {
                     watch_default_branch(hook, &source).await;
                 }
-                match super::desired::load_snapshot(&snapshot, cfg.path.as_deref()) {
+                match super::desired::load_snapshot_cached(
+                    &snapshot,
+                    cfg.path.as_deref(),
+                    &mut parses,
+                ) {
                     Ok(set) => {
                         let new = last_good
                             .as_ref()
@@ -246,7 +251,7 @@ pub async fn run(
                                 warn!(revision = %snapshot.revision, "manifest: {w}");
                             }
                         }
-                        last_good = Some((snapshot.revision.clone(), set));
+                        last_good = Some((snapshot.revision.clone(), Arc::new(set)));
                         last_commit = snapshot.commit.as_ref().map(CommitStatus::from);
                         None
                     }
@@ -275,7 +280,7 @@ pub async fn run(
                 .cloned()
                 .collect();
             let decided = changes::decide(&Wake {
-                applied: applied.as_ref().map(|(r, s)| (r.as_str(), s)),
+                applied: applied.as_ref().map(|(r, s)| (r.as_str(), &**s)),
                 revision,
                 set,
                 full_due: matches!(kind, PassKind::Start | PassKind::Poll)

@@ -4,6 +4,7 @@
 //! only the services it declared (DESIGN §5), so every error also says which
 //! service it concerned when that can still be made out.
 
+mod cache;
 mod locate;
 pub mod overlay;
 mod scheduled;
@@ -15,6 +16,7 @@ use std::fmt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub use cache::ParseCache;
 pub use locate::{FieldPath, Seg};
 
 use crate::core::model::{Manifest, ServiceKey, ServiceSpec, TaskDefinition};
@@ -192,6 +194,15 @@ pub fn load_tree<'a>(
     selected: impl IntoIterator<Item = (&'a str, &'a str)>,
     tree: &overlay::Tree,
 ) -> ManifestSet {
+    load_tree_cached(selected, tree, &mut ParseCache::default())
+}
+
+/// [`load_tree`], reusing the parses of documents `cache` saw in the last load.
+pub fn load_tree_cached<'a>(
+    selected: impl IntoIterator<Item = (&'a str, &'a str)>,
+    tree: &overlay::Tree,
+    cache: &mut ParseCache,
+) -> ManifestSet {
     let expanded = expand(selected, tree);
     let mut set = ManifestSet {
         errors: expanded.errors,
@@ -212,7 +223,7 @@ pub fn load_tree<'a>(
             Unit::Text { file, doc } => (
                 file,
                 doc.first_line,
-                parse_document(file, doc, &mut set.warnings),
+                cache.parse(file, doc, &mut set.warnings),
             ),
             Unit::Built { file, built } => (
                 file,
@@ -256,6 +267,7 @@ pub fn load_tree<'a>(
     // definition from.
     scheduled::load(&scheduled_units, sources, &mut set);
     crate::core::dependencies::check(&mut set);
+    cache.finish();
     set
 }
 
@@ -368,6 +380,7 @@ fn is_blank_document(text: &str) -> bool {
     })
 }
 
+#[derive(Clone)]
 struct DocFailure {
     key: Option<ServiceKey>,
     errors: Vec<ManifestError>,

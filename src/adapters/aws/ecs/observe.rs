@@ -385,3 +385,103 @@ fn target_group_names(desired: &[DesiredService]) -> BTreeSet<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::operation::describe_clusters::DescribeClustersOutput;
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::types as ecs;
+    use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
+    use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
+    use aws_smithy_mocks::mock;
+
+    use super::{Scope, TaskDefinitionCache, observe_named};
+    use crate::adapters::aws::tests::mocked;
+    use crate::core::manifest::load;
+
+    /// A targeted look names its services to DescribeServices and lists nothing
+    /// (no ListServices rule here: such a call would fail the observation); a
+    /// name ECS does not know is absent, anything else it could not describe
+    /// fails the observation rather than passing for a missing service.
+    #[tokio::test]
+    async fn a_targeted_look_describes_by_name_and_lists_nothing() {
+        let web = crate::core::manifest::tests::WEB;
+        let api = web
+            .replacen("name: web", "name: api", 1)
+            .replace("family: web", "family: api");
+        let set = load([("web.yaml", web), ("api.yaml", api.as_str())]);
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        let observe_with = |reason: &'static str| {
+            let clusters = mock!(aws_sdk_ecs::Client::describe_clusters).then_output(|| {
+                DescribeClustersOutput::builder()
+                    .clusters(
+                        ecs::Cluster::builder()
+                            .cluster_name("prod")
+                            .status("ACTIVE")
+                            .build(),
+                    )
+                    .build()
+            });
+            let describe = mock!(aws_sdk_ecs::Client::describe_services)
+                .match_requests(|r| {
+                    r.cluster() == Some("prod") && {
+                        let mut names = r.services().to_vec();
+                        names.sort();
+                        names == ["api", "web"]
+                    }
+                })
+                .then_output(move || {
+                    DescribeServicesOutput::builder()
+                        .services(
+                            ecs::Service::builder()
+                                .service_name("web")
+                                .service_arn("arn:aws:ecs:us-east-1:1:service/prod/web")
+                                .status("ACTIVE")
+                                .build(),
+                        )
+                        .failures(
+                            ecs::Failure::builder()
+                                .arn("arn:aws:ecs:us-east-1:1:service/prod/api")
+                                .reason(reason)
+                                .build(),
+                        )
+                        .build()
+                });
+            // Only the target groups the named services use.
+            let groups = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_groups)
+                .match_requests(|r| r.names() == ["web-ecs"])
+                .then_output(|| {
+                    DescribeTargetGroupsOutput::builder()
+                        .target_groups(
+                            TargetGroup::builder()
+                                .target_group_name("web-ecs")
+                                .target_group_arn(
+                                    "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-ecs/1",
+                                )
+                                .build(),
+                        )
+                        .build()
+                });
+            let set = &set;
+            async move {
+                let clients = mocked(&[&clusters, &describe, &groups]);
+                let scope = Scope {
+                    clusters: ["prod".to_string()].into(),
+                    all_clusters: false,
+                    desired: &set.services,
+                };
+                observe_named(&clients, &scope, &TaskDefinitionCache::default()).await
+            }
+        };
+        let seen = observe_with("MISSING")
+            .await
+            .expect("a service ECS does not know is simply absent");
+        let names: Vec<&str> = seen.services.keys().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["web"]);
+        assert_eq!(seen.target_groups.len(), 1);
+        let err = observe_with("ACCESS_DENIED")
+            .await
+            .expect_err("a service that could not be seen fails the observation");
+        assert!(err.to_string().contains("ACCESS_DENIED"), "{err}");
+    }
+}
