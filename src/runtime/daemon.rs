@@ -643,3 +643,153 @@ fn record_services(
         metrics.set_scheduled_task_states(&counts);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::diff::FieldDiff;
+    use crate::core::plan::ServicePlan;
+    use crate::runtime::reconciler::ServiceOutcome;
+
+    fn key(name: &str) -> ServiceKey {
+        ServiceKey {
+            cluster: "c".into(),
+            name: name.into(),
+        }
+    }
+
+    /// A service that ends the pass `state`: out of sync on `image` (report only),
+    /// rolling out, or in sync.
+    fn outcome(name: &str, state: SyncState) -> ServiceOutcome {
+        let drift = match state {
+            SyncState::OutOfSync => vec![FieldDiff {
+                path: "image".into(),
+                desired: "a".into(),
+                live: "b".into(),
+            }],
+            _ => Vec::new(),
+        };
+        let plan = ServicePlan {
+            key: key(name),
+            source: None,
+            exists: true,
+            drift,
+            actions: Vec::new(),
+            replace: Vec::new(),
+            report_only: true,
+            held: None,
+            waiting: None,
+            error: None,
+            message: None,
+            rollout: None,
+            ignored: Vec::new(),
+            effective: None,
+        };
+        let mut o = ServiceOutcome::new(plan, None, Ok(()));
+        o.state = state;
+        o
+    }
+
+    fn report(services: Vec<ServiceOutcome>, targeted: bool) -> PassReport {
+        PassReport {
+            targeted: targeted.then(|| services.iter().map(|o| o.plan.key.clone()).collect()),
+            services,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_targeted_report_updates_only_its_services() {
+        let mut known = Known::default();
+        let mut drift = BTreeMap::new();
+        let full = report(
+            vec![
+                outcome("a", SyncState::Progressing),
+                outcome("b", SyncState::OutOfSync),
+                outcome("c", SyncState::Synced),
+            ],
+            false,
+        );
+        known.fold(&full);
+        log_unapplied_drift(&full, &mut drift);
+        assert_eq!(known.in_progress, [key("a")].into());
+        assert_eq!(drift.len(), 1);
+
+        // Only c looked at: a is still rolling out, b still drifted (and not logged again).
+        let targeted = report(vec![outcome("c", SyncState::OutOfSync)], true);
+        known.fold(&targeted);
+        log_unapplied_drift(&targeted, &mut drift);
+        assert_eq!(known.in_progress, [key("a")].into());
+        assert_eq!(known.states.len(), 3);
+        assert_eq!(known.states[&key("c")], SyncState::OutOfSync);
+        let drifted: Vec<&str> = drift.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(drifted, ["b", "c"]);
+
+        // A targeted look at a and b that finds them settled.
+        let targeted = report(
+            vec![
+                outcome("a", SyncState::Synced),
+                outcome("b", SyncState::Synced),
+            ],
+            true,
+        );
+        known.fold(&targeted);
+        log_unapplied_drift(&targeted, &mut drift);
+        assert!(known.in_progress.is_empty());
+        let drifted: Vec<&str> = drift.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(drifted, ["c"]);
+
+        // A full report replaces everything; a failed one changes nothing.
+        let full = report(vec![outcome("a", SyncState::Synced)], false);
+        known.fold(&full);
+        log_unapplied_drift(&full, &mut drift);
+        assert_eq!(known.states.len(), 1);
+        assert!(drift.is_empty());
+        let failed = PassReport {
+            error: Some("throttled".into()),
+            targeted: Some([key("a")].into()),
+            ..Default::default()
+        };
+        known.fold(&failed);
+        log_unapplied_drift(&failed, &mut drift);
+        assert_eq!(known.states.len(), 1);
+    }
+
+    #[test]
+    fn a_targeted_report_keeps_the_series_of_the_others() {
+        let metrics = Metrics::new();
+        let mut exposed = BTreeSet::new();
+        let mut known = Known::default();
+        let full = report(
+            vec![
+                outcome("a", SyncState::Synced),
+                outcome("b", SyncState::Synced),
+            ],
+            false,
+        );
+        known.fold(&full);
+        record_services(&metrics, &full, &mut exposed, &known);
+        let targeted = report(vec![outcome("a", SyncState::Progressing)], true);
+        known.fold(&targeted);
+        record_services(&metrics, &targeted, &mut exposed, &known);
+        let text = metrics.encode().unwrap_or_default();
+        assert!(
+            text.contains("ecsync_service_drift{cluster=\"c\",service=\"b\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecsync_services{state=\"Synced\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecsync_services{state=\"Progressing\"} 1"),
+            "{text}"
+        );
+        // A full report without b drops its series.
+        let full = report(vec![outcome("a", SyncState::Synced)], false);
+        known.fold(&full);
+        record_services(&metrics, &full, &mut exposed, &known);
+        let text = metrics.encode().unwrap_or_default();
+        assert!(!text.contains("service=\"b\""), "{text}");
+    }
+}
