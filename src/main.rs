@@ -7,6 +7,7 @@ use clap::Parser;
 use cli::{Cli, Command, LogFormat, commands};
 
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     let cli = Cli::parse();
     init_logging(
         cli.log_format,
@@ -41,6 +42,32 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// At most two glibc malloc arenas. glibc gives each thread that allocates under contention an
+/// arena of its own (up to 8 per core), and each arena keeps the memory freed into it: the tokio
+/// workers then hold several arenas' worth of freed pass data between passes. Measured on the
+/// daemon with 1,000 services (README, "Measurements"): peak anonymous RSS 27.5 MiB with the
+/// default, 24.6 MiB with two arenas, and 33.3 MiB vs 26.0 MiB with 16 workers. ecsync's own
+/// concurrency is bounded (8 reads in flight, 4 services applied at once), so two arenas cost no
+/// measurable lock contention. A `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` from the environment
+/// wins: whoever set it knows their allocator better than this default.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    const ARENAS: libc::c_int = 2;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+    {
+        return;
+    }
+    // SAFETY: mallopt only sets a malloc parameter; it is called before any other thread
+    // exists, and a refusal (it returns 0) leaves glibc's default in place, which is harmless.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
 
 fn init_logging(format: LogFormat, verbose: bool) {
     use tracing_subscriber::EnvFilter;

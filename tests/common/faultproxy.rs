@@ -127,6 +127,16 @@ struct Shared {
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     stop: AtomicBool,
+    /// Every request's operation and when it arrived and was answered, in the order answered.
+    timeline: Mutex<Vec<Exchange>>,
+}
+
+/// One request through the proxy: what a bench needs to split a pass into its phases.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub operation: String,
+    pub arrived: std::time::SystemTime,
+    pub answered: std::time::SystemTime,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -155,6 +165,7 @@ impl FaultProxy {
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            timeline: Mutex::new(Vec::new()),
         });
         let accept_shared = shared.clone();
         std::thread::spawn(move || {
@@ -194,6 +205,21 @@ impl FaultProxy {
     /// Requests passed on to moto (including slow ones).
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// The requests that arrived at or after `since` and have been answered, in arrival order.
+    pub fn exchanges_since(&self, since: std::time::SystemTime) -> Vec<Exchange> {
+        let mut since_then: Vec<Exchange> = self
+            .shared
+            .timeline
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.arrived >= since)
+            .cloned()
+            .collect();
+        since_then.sort_by_key(|e| e.arrived);
+        since_then
     }
 
     /// Reads answered from memory instead of moto.
@@ -349,7 +375,13 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             .or_default() += 1;
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        let arrived = std::time::SystemTime::now();
         let result = handle(&mut client, &req, shared);
+        shared.timeline.lock().unwrap().push(Exchange {
+            operation: req.operation(),
+            arrived,
+            answered: std::time::SystemTime::now(),
+        });
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if !result? {
             return Ok(());

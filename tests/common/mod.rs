@@ -32,7 +32,7 @@ pub fn bench_param<T: std::str::FromStr>(name: &str, benching: bool, real: T, sm
         .unwrap_or(if benching { real } else { smoke })
 }
 
-pub use faultproxy::{Fault, FaultConfig, FaultProxy};
+pub use faultproxy::{Exchange, Fault, FaultConfig, FaultProxy};
 pub use fixtures::{
     MigrationStage, Run, ecsync_daemon, ecsync_in, ecsync_text, migration_stage, run, service_yaml,
     web_migrating,

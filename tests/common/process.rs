@@ -150,3 +150,25 @@ pub fn status_json(addr: &str) -> serde_json::Value {
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
 }
+
+impl Daemon {
+    /// How many bytes of stderr are captured so far: an offset for [`Daemon::stderr_from`].
+    pub fn stderr_len(&self) -> u64 {
+        std::fs::metadata(&self.stderr_path).map_or(0, |m| m.len())
+    }
+
+    /// stderr from byte `offset` on. A bench polling the log of a daemon with thousands of
+    /// services reads only what is new, so the poller does not compete with the daemon.
+    pub fn stderr_from(&self, offset: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.stderr_path)
+            && f.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    }
+}
