@@ -6,37 +6,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Daemon, GitRepo, Moto, ecsync_with, free_port, http_get, service_yaml, try_http_get, wait_until,
+    Daemon, GitRepo, Moto, ecsync_with, free_port, http_get, reconcile_passes, service_yaml,
+    status_role, try_http_get, wait_until,
 };
 
 const TABLE: &str = "ecsync-leases";
-
-async fn create_lease_table(moto: &Moto) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    ddb.create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lease")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lease")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
 
 fn replica(
     moto: &Moto,
@@ -78,23 +52,6 @@ fn replica(
     Daemon::spawn(cmd)
 }
 
-fn role(addr: &str) -> Option<String> {
-    let (code, body) = try_http_get(addr, "/status").ok()?;
-    if code != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    Some(v["role"].as_str()?.to_string())
-}
-
-fn passes(addr: &str) -> u64 {
-    let (_, body) = http_get(addr, "/metrics");
-    body.lines()
-        .filter(|l| l.starts_with("ecsync_reconcile_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 async fn image_of(moto: &Moto) -> Option<String> {
     let ecs = moto.ecs();
     let svc = ecs
@@ -123,7 +80,7 @@ async fn image_of(moto: &Moto) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     let moto = Moto::start();
-    create_lease_table(&moto).await;
+    moto.create_lease_table(TABLE).await;
     moto.create_cluster("alpha").await;
     let net = moto.default_network().await;
     let repo = GitRepo::new();
@@ -143,7 +100,7 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     // same few milliseconds can both succeed there, which DynamoDB never lets
     // happen. So the second replica starts once the first holds the lease.
     assert!(
-        wait_until(Duration::from_secs(20), || role(&addr_a).as_deref()
+        wait_until(Duration::from_secs(20), || status_role(&addr_a).as_deref()
             == Some("leader")),
         "the first replica never took the free lease\n{}",
         a.logs()
@@ -151,7 +108,7 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     let mut b = replica(&moto, &repo, "replica-b", &addr_b, &cache_b);
 
     let settled = wait_until(Duration::from_secs(20), || {
-        let roles = [role(&addr_a), role(&addr_b)];
+        let roles = [status_role(&addr_a), status_role(&addr_b)];
         roles
             .iter()
             .filter(|r| r.as_deref() == Some("leader"))
@@ -169,7 +126,7 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         a.logs(),
         b.logs()
     );
-    let (leader_addr, follower_addr) = if role(&addr_a).as_deref() == Some("leader") {
+    let (leader_addr, follower_addr) = if status_role(&addr_a).as_deref() == Some("leader") {
         (addr_a.clone(), addr_b.clone())
     } else {
         (addr_b.clone(), addr_a.clone())
@@ -186,7 +143,8 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     // A pass can outlast the CreateService it made by many seconds on a
     // loaded machine, so wait for the pass before asking for what it publishes.
     assert!(
-        wait_until(Duration::from_secs(30), || passes(&leader_addr) >= 1),
+        wait_until(Duration::from_secs(30), || reconcile_passes(&leader_addr)
+            >= 1),
         "the leader counts no pass:\n{}\n{}",
         http_get(&leader_addr, "/metrics").1,
         a.logs() + &b.logs()
@@ -204,7 +162,11 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
         http_get(&leader_addr, "/status").1,
         a.logs() + &b.logs()
     );
-    assert_eq!(passes(&follower_addr), 0, "a follower never runs a pass");
+    assert_eq!(
+        reconcile_passes(&follower_addr),
+        0,
+        "a follower never runs a pass"
+    );
 
     // Kill the leader hard: no release, the lease has to expire.
     let (dead, survivor) = if leader_addr == addr_a {
@@ -222,7 +184,7 @@ async fn exactly_one_replica_acts_and_killing_it_hands_over() {
     // The lease (6 s, renewed every 0.5 s) must expire before the survivor
     // may take it; the slack is for a loaded CI machine, not part of the design.
     assert!(
-        wait_until(Duration::from_secs(16), || role(survivor).as_deref()
+        wait_until(Duration::from_secs(16), || status_role(survivor).as_deref()
             == Some("leader")),
         "the survivor never became leader\n{}",
         a.logs() + &b.logs()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{
     Daemon, GitRepo, Moto, Network, ecsync_in, ecsync_with, free_port, http_get, service_yaml,
-    spawn_listening, status_json, try_http_get, wait_until, wait_until_async,
+    spawn_listening, status_json, status_role, wait_until, wait_until_async,
 };
 
 const SHARD_0: [&str; 2] = ["prod", "staging"];
@@ -80,12 +80,8 @@ impl Replica {
             .unwrap_or(0.0)
     }
 
-    fn passes(&self) -> f64 {
-        let (_, body) = http_get(&self.addr, "/metrics");
-        body.lines()
-            .filter(|l| l.starts_with("ecsync_reconcile_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+    fn passes(&self) -> u64 {
+        common::reconcile_passes(&self.addr)
     }
 
     /// The clusters of the services its `/status` lists.
@@ -160,8 +156,8 @@ async fn two_shards_split_the_clusters_and_prune_only_their_own() {
         logs(&zero, &one)
     );
     assert!(
-        wait_until(Duration::from_secs(30), || zero.passes() >= 2.0
-            && one.passes() >= 2.0),
+        wait_until(Duration::from_secs(30), || zero.passes() >= 2
+            && one.passes() >= 2),
         "no two passes each\n{}",
         logs(&zero, &one)
     );
@@ -247,7 +243,7 @@ async fn two_shards_split_the_clusters_and_prune_only_their_own() {
         .unwrap();
     let before = zero.passes();
     assert!(
-        wait_until(Duration::from_secs(30), || zero.passes() >= before + 3.0),
+        wait_until(Duration::from_secs(30), || zero.passes() >= before + 3),
         "shard 0 stopped passing\n{}",
         zero.daemon.logs()
     );
@@ -266,39 +262,6 @@ async fn two_shards_split_the_clusters_and_prune_only_their_own() {
     })
     .await;
     assert!(gone, "shard 1 did not prune rogue\n{}", one.daemon.logs());
-}
-
-async fn create_lease_table(moto: &Moto) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    ddb.create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("lease")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("lease")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
-
-fn role(addr: &str) -> Option<String> {
-    let (code, body) = try_http_get(addr, "/status").ok()?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
-    Some(v["role"].as_str()?.to_string())
 }
 
 async fn lease_holders(moto: &Moto) -> Vec<(String, String)> {
@@ -322,7 +285,7 @@ async fn lease_holders(moto: &Moto) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_shard_elects_its_own_leader() {
     let moto = Moto::start();
-    create_lease_table(&moto).await;
+    moto.create_lease_table(TABLE).await;
     let (repo, _net) = repository(&moto).await;
     let lease = |holder: &str| {
         [
@@ -349,7 +312,7 @@ async fn each_shard_elects_its_own_leader() {
     // moto does not serialise conditional writes (see e2e_leader): the second
     // replica of shard 0 starts once the first holds the lease.
     assert!(
-        wait_until(Duration::from_secs(20), || role(&a.addr).as_deref()
+        wait_until(Duration::from_secs(20), || status_role(&a.addr).as_deref()
             == Some("leader")),
         "{}",
         a.daemon.logs()
@@ -379,13 +342,23 @@ async fn each_shard_elects_its_own_leader() {
 
     // Shard 1's only replica leads at once: it never contends with shard 0's.
     assert!(
-        wait_until(Duration::from_secs(20), || role(&c.addr).as_deref()
+        wait_until(Duration::from_secs(20), || status_role(&c.addr).as_deref()
             == Some("leader")),
         "{}",
         logs()
     );
-    assert_eq!(role(&a.addr).as_deref(), Some("leader"), "{}", logs());
-    assert_eq!(role(&b.addr).as_deref(), Some("follower"), "{}", logs());
+    assert_eq!(
+        status_role(&a.addr).as_deref(),
+        Some("leader"),
+        "{}",
+        logs()
+    );
+    assert_eq!(
+        status_role(&b.addr).as_deref(),
+        Some("follower"),
+        "{}",
+        logs()
+    );
     assert_eq!(
         lease_holders(&moto).await,
         [
@@ -403,7 +376,7 @@ async fn each_shard_elects_its_own_leader() {
     })
     .await;
     assert!(all_created, "not every service was created\n{}", logs());
-    assert_eq!(b.passes(), 0.0, "a follower never runs a pass");
+    assert_eq!(b.passes(), 0, "a follower never runs a pass");
 }
 
 fn cli(args: &[&str]) -> common::Run {

@@ -42,7 +42,9 @@ pub use http::{
     HttpResponse, free_port, http_get, http_post, http_request, try_http_get, try_http_post,
 };
 pub use moto::{Moto, Network};
-pub use process::{Daemon, ecsync, ecsync_with, spawn_listening, status_json};
+pub use process::{
+    Daemon, ecsync, ecsync_with, reconcile_passes, spawn_listening, status_json, status_role,
+};
 
 /// Poll `condition` every 100 ms until it returns true or `timeout` has passed. Returns whether
 /// the condition became true; use it as `assert!(wait_until(..), "what did not happen")`.

@@ -174,6 +174,34 @@ impl Moto {
         Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "ecsync-tests")
     }
 
+    /// The leader-election lease table ecsync expects (partition key `lease`, a string).
+    pub async fn create_lease_table(&self, table: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk_config().await);
+        ddb.create_table()
+            .table_name(table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("lease")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("a complete attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("lease")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("a complete key schema"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("moto creates the lease table");
+    }
+
     /// A shared SDK config for this moto (endpoint, region, static test credentials).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())

@@ -151,6 +151,23 @@ pub fn status_json(addr: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
 }
 
+/// The replica's leader-election role from `/status`, or `None` while it does not answer.
+pub fn status_role(addr: &str) -> Option<String> {
+    let (code, body) = super::try_http_get(addr, "/status").ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
+    Some(v["role"].as_str()?.to_string())
+}
+
+/// Passes the daemon has finished, over every `ecsync_reconcile_total` series (any result,
+/// any scope).
+pub fn reconcile_passes(addr: &str) -> u64 {
+    let (_, body) = super::http_get(addr, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("ecsync_reconcile_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 impl Daemon {
     /// How many bytes of stderr are captured so far: an offset for [`Daemon::stderr_from`].
     pub fn stderr_len(&self) -> u64 {
