@@ -116,6 +116,42 @@ fn manifest_errors(out: &mut String, set: &ManifestSet) {
     }
 }
 
+/// One instance or Auto Scaling group of a fleet being decommissioned, as the
+/// text output shows it.
+struct FleetMember<'a> {
+    head: String,
+    action: Option<&'a str>,
+    why: Option<String>,
+    message: &'a str,
+    done: &'a [&'a str],
+    steps: Vec<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// Instances and groups are decided by the same steps, so they read the same:
+/// what and why, then what was done (or would be) and any error.
+fn fleet_member_lines(out: &mut String, m: FleetMember<'_>, acted: bool) {
+    let _ = write!(out, "~ {}", m.head);
+    if let Some(a) = m.action {
+        let _ = write!(out, " ({a})");
+    }
+    let _ = writeln!(out);
+    if let Some(why) = &m.why {
+        let _ = writeln!(out, "    because: {why}");
+    }
+    if !m.message.is_empty() {
+        let _ = writeln!(out, "    {}", m.message);
+    }
+    if acted && !m.done.is_empty() {
+        let _ = writeln!(out, "    did: {}", m.done.join(", "));
+    } else if !m.steps.is_empty() {
+        let _ = writeln!(out, "    would: {}", m.steps.join(", "));
+    }
+    if let Some(e) = m.error {
+        let _ = writeln!(out, "    error: {e}");
+    }
+}
+
 /// EC2 instances pending decommission, skipped or released, and when each acts.
 fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
     let d = &report.decommission;
@@ -124,49 +160,35 @@ fn decommission_lines(out: &mut String, report: &PassReport, acted: bool) {
     }
     for i in &d.instances {
         let p = &i.plan;
-        let _ = write!(out, "~ instance {} {}", p.instance_id, p.state.as_str());
-        if let Some(a) = p.action {
-            let _ = write!(out, " ({})", a.as_str());
-        }
-        let _ = writeln!(out);
-        if let Some(why) = &p.why {
-            let _ = writeln!(out, "    because: {why}");
-        }
-        if !p.message.is_empty() {
-            let _ = writeln!(out, "    {}", p.message);
-        }
-        if acted && !i.done.is_empty() {
-            let _ = writeln!(out, "    did: {}", i.done.join(", "));
-        } else if !p.steps.is_empty() {
-            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
-            let _ = writeln!(out, "    would: {}", names.join(", "));
-        }
-        if let Some(e) = &i.error {
-            let _ = writeln!(out, "    error: {e}");
-        }
+        fleet_member_lines(
+            out,
+            FleetMember {
+                head: format!("instance {} {}", p.instance_id, p.state.as_str()),
+                action: p.action.map(|a| a.as_str()),
+                why: p.why.as_ref().map(|w| w.to_string()),
+                message: &p.message,
+                done: &i.done,
+                steps: p.steps.iter().map(|s| s.name()).collect(),
+                error: i.error.as_deref(),
+            },
+            acted,
+        );
     }
     for g in &d.groups {
         let p = &g.plan;
-        let _ = write!(out, "~ auto scaling group {} {}", p.group, p.state.as_str());
-        if let Some(a) = p.action {
-            let _ = write!(out, " ({})", a.as_str());
-        }
-        let _ = writeln!(out);
-        if let Some(why) = &p.why {
-            let _ = writeln!(out, "    because: {why}");
-        }
-        if !p.message.is_empty() {
-            let _ = writeln!(out, "    {}", p.message);
-        }
-        if acted && !g.done.is_empty() {
-            let _ = writeln!(out, "    did: {}", g.done.join(", "));
-        } else if !p.steps.is_empty() {
-            let names: Vec<&str> = p.steps.iter().map(|s| s.name()).collect();
-            let _ = writeln!(out, "    would: {}", names.join(", "));
-        }
-        if let Some(e) = &g.error {
-            let _ = writeln!(out, "    error: {e}");
-        }
+        fleet_member_lines(
+            out,
+            FleetMember {
+                head: format!("auto scaling group {} {}", p.group, p.state.as_str()),
+                action: p.action.map(|a| a.as_str()),
+                why: p.why.as_ref().map(|w| w.to_string()),
+                message: &p.message,
+                done: &g.done,
+                steps: p.steps.iter().map(|s| s.name()).collect(),
+                error: g.error.as_deref(),
+            },
+            acted,
+        );
     }
     for c in &d.cleanup {
         let p = &c.plan;
