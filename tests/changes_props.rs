@@ -147,7 +147,7 @@ fn built(repo: &BTreeMap<usize, Decl>) -> ManifestSet {
 }
 
 fn by_key(set: &ManifestSet) -> BTreeMap<&ServiceKey, &DesiredService> {
-    set.services.iter().map(|d| (&d.key, d)).collect()
+    set.services.iter().map(|d| (&d.key, &**d)).collect()
 }
 
 /// `old` and a neighbour of it: most services kept or edited in one field, a few

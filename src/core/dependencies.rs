@@ -22,6 +22,11 @@ pub fn key_of(d: &Dependency, dependent: &ServiceKey) -> ServiceKey {
     }
 }
 
+/// Whether `d` declares any dependency (cheaper than [`dependencies`]).
+pub fn has_dependencies(d: &DesiredService) -> bool {
+    d.spec.depends_on.as_ref().is_some_and(|v| !v.is_empty())
+}
+
 /// The services `d` depends on, in the order declared.
 pub fn dependencies(d: &DesiredService) -> Vec<ServiceKey> {
     d.spec
@@ -37,6 +42,9 @@ pub fn dependencies(d: &DesiredService) -> Vec<ServiceKey> {
 /// them is held like any other with a broken manifest; one that depends on
 /// a service held for its own errors is not in error (the plan holds it).
 pub fn check(set: &mut ManifestSet) {
+    if !set.services.iter().any(|d| has_dependencies(d)) {
+        return;
+    }
     let graph: BTreeMap<ServiceKey, Vec<ServiceKey>> = set
         .services
         .iter()

@@ -9,8 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
-use crate::core::dependencies::dependencies;
+use crate::core::dependencies::{dependencies, has_dependencies};
 use crate::core::manifest::{DesiredService, ManifestSet};
 use crate::core::model::ServiceKey;
 
@@ -80,38 +81,61 @@ pub fn changes(old: &ManifestSet, new: &ManifestSet) -> ChangeSet {
     if old.scheduled != new.scheduled {
         return full(FullReason::ScheduledTasks);
     }
-    let before = by_key(old);
-    let after = by_key(new);
-    if let Some(k) = before.keys().find(|k| !after.contains_key(*k)) {
-        return full(FullReason::ServiceRemoved((*k).clone()));
-    }
-    let files: BTreeSet<&str> = sources(new).collect();
-    if let Some(gone) = sources(old).find(|f| !files.contains(f)) {
-        return full(FullReason::FileRemoved(gone.to_string()));
-    }
-    let changed: BTreeSet<ServiceKey> = after
-        .iter()
-        .filter(|(k, d)| before.get(*k) != Some(*d))
-        .map(|(k, _)| (*k).clone())
-        .collect();
-    for k in &changed {
-        let was = before.get(k).and_then(|d| d.spec.migration.as_ref());
-        let is = after.get(k).and_then(|d| d.spec.migration.as_ref());
-        if was != is {
-            return full(FullReason::Migration(k.clone()));
+    // What each changed service was (if it was declared) and is.
+    let mut changed: Vec<(Option<&DesiredService>, &DesiredService)> = Vec::new();
+    let in_place = old.services.len() == new.services.len()
+        && old
+            .services
+            .iter()
+            .zip(&new.services)
+            .all(|(a, b)| a.key == b.key && a.source == b.source);
+    if in_place {
+        // The usual push: the same services from the same files, so nothing
+        // was removed, and a walk side by side finds what changed.
+        for (a, b) in old.services.iter().zip(&new.services) {
+            if !same(a, b) {
+                changed.push((Some(a), b));
+            }
+        }
+    } else {
+        let before = by_key(old);
+        let after = by_key(new);
+        if let Some(k) = before.keys().find(|k| !after.contains_key(*k)) {
+            return full(FullReason::ServiceRemoved((*k).clone()));
+        }
+        let files: BTreeSet<&str> = sources(new).collect();
+        if let Some(gone) = sources(old).find(|f| !files.contains(f)) {
+            return full(FullReason::FileRemoved(gone.to_string()));
+        }
+        for (k, d) in &after {
+            let was = before.get(k);
+            if was.is_none_or(|b| !same(b, d)) {
+                changed.push((was.map(|b| &***b), d));
+            }
         }
     }
+    for (was, is) in &changed {
+        if was.and_then(|d| d.spec.migration.as_ref()) != is.spec.migration.as_ref() {
+            return full(FullReason::Migration(is.key.clone()));
+        }
+    }
+    let changed: BTreeSet<ServiceKey> = changed.into_iter().map(|(_, d)| d.key.clone()).collect();
     // Both sides: a dependency added, or one that was dropped, both reach
     // another service's wait.
-    for set in [&before, &after] {
-        for (k, d) in set {
-            let deps = dependencies(d);
-            if changed.contains(*k) && !deps.is_empty() {
-                return full(FullReason::Dependency((*k).clone()));
-            }
-            if let Some(dep) = deps.iter().find(|dep| changed.contains(*dep)) {
-                return full(FullReason::Dependency(dep.clone()));
-            }
+    let dependents = old
+        .services
+        .iter()
+        .chain(&new.services)
+        .filter(|d| has_dependencies(d));
+    for d in dependents {
+        if changed.contains(&d.key) {
+            return full(FullReason::Dependency(d.key.clone()));
+        }
+        if let Some(dep) = dependencies(d)
+            .into_iter()
+            .find(|dep| changed.contains(dep))
+        {
+            return full(FullReason::Dependency(dep));
         }
     }
     ChangeSet::Targeted { services: changed }
@@ -172,7 +196,7 @@ pub fn decide(w: &Wake) -> ChangeSet {
 /// Targeted at `services`, unless one takes part in a `dependsOn`: its wait
 /// reads the plan of the other side, which a targeted pass does not make.
 pub fn involving(set: &ManifestSet, services: BTreeSet<ServiceKey>) -> ChangeSet {
-    for d in &set.services {
+    for d in set.services.iter().filter(|d| has_dependencies(d)) {
         let deps = dependencies(d);
         if services.contains(&d.key) && !deps.is_empty() {
             return ChangeSet::Full {
@@ -188,7 +212,13 @@ pub fn involving(set: &ManifestSet, services: BTreeSet<ServiceKey>) -> ChangeSet
     ChangeSet::Targeted { services }
 }
 
-fn by_key(set: &ManifestSet) -> BTreeMap<&ServiceKey, &DesiredService> {
+/// Unchanged files give back the very same services (the parse cache), so
+/// most comparisons end at the pointer.
+fn same(a: &Arc<DesiredService>, b: &Arc<DesiredService>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+fn by_key(set: &ManifestSet) -> BTreeMap<&ServiceKey, &Arc<DesiredService>> {
     set.services.iter().map(|d| (&d.key, d)).collect()
 }
 

@@ -10,8 +10,10 @@ pub mod overlay;
 mod scheduled;
 pub mod validate;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -75,7 +77,9 @@ pub struct DesiredService {
 /// Everything read from one set of files.
 #[derive(Debug, Clone, Default)]
 pub struct ManifestSet {
-    pub services: Vec<DesiredService>,
+    /// Shared, not copied, between the sets of successive revisions that
+    /// declare a service the same way (see [`ParseCache`]).
+    pub services: Vec<Arc<DesiredService>>,
     pub errors: Vec<ManifestError>,
     /// Loaded, but worth a look: response-only members that were dropped.
     pub warnings: Vec<ManifestError>,
@@ -121,6 +125,12 @@ enum Unit {
     Text { file: String, doc: Document },
     /// Built by an overlay in `file`.
     Built { file: String, built: overlay::Built },
+    /// A Service document of a file the last load read with the same text.
+    Parsed {
+        file: String,
+        first_line: u64,
+        parsed: cache::Parsed,
+    },
 }
 
 /// The documents of the selected files, overlays built; what overlays read is
@@ -136,14 +146,21 @@ struct Expanded<'t> {
 fn expand<'a, 't>(
     selected: impl IntoIterator<Item = (&'a str, &'a str)>,
     tree: &'t overlay::Tree,
+    mut cache: Option<&mut ParseCache>,
 ) -> Expanded<'t> {
     let selected: Vec<(&str, &str)> = selected.into_iter().collect();
     let mut builder = overlay::Builder::new(tree);
-    let overlays: Vec<&str> = selected
-        .iter()
-        .filter(|(_, t)| t.contains(overlay::KIND_OVERLAY))
-        .map(|(p, _)| *p)
-        .collect();
+    // Without a tree no overlay reaches anything, so nothing is skipped for
+    // being reached: spare every file the scan.
+    let overlays: Vec<&str> = if tree.files.is_empty() {
+        Vec::new()
+    } else {
+        selected
+            .iter()
+            .filter(|(_, t)| t.contains(overlay::KIND_OVERLAY))
+            .map(|(p, _)| *p)
+            .collect()
+    };
     let roots = builder.roots(&overlays);
     let mut out = Expanded {
         units: Vec::new(),
@@ -155,6 +172,15 @@ fn expand<'a, 't>(
     for (path, text) in selected {
         if out.builder.reached.contains(path) && !roots.contains(path) {
             continue;
+        }
+        if let Some(units) = cache.as_mut().and_then(|c| c.kept(path, text)) {
+            out.units.extend(units);
+            continue;
+        }
+        if let Some(cache) = cache.as_mut()
+            && !text.contains(overlay::KIND_OVERLAY)
+        {
+            cache.start(path, text);
         }
         for doc in split_documents(text) {
             // The substring test spares every plain document a second parse.
@@ -203,7 +229,7 @@ pub fn load_tree_cached<'a>(
     tree: &overlay::Tree,
     cache: &mut ParseCache,
 ) -> ManifestSet {
-    let expanded = expand(selected, tree);
+    let expanded = expand(selected, tree, Some(&mut *cache));
     let mut set = ManifestSet {
         errors: expanded.errors,
         broken_files: expanded.broken_files,
@@ -215,42 +241,55 @@ pub fn load_tree_cached<'a>(
     let mut scheduled_units = Vec::new();
     for unit in &expanded.units {
         // Checked once every Service is known: `taskDefinitionFrom` names one.
-        if scheduled::is_scheduled(unit) {
-            scheduled_units.push(unit);
+        if let Some(task) = scheduled::scheduled(unit) {
+            if let scheduled::Scheduled::Text { file, doc } = task {
+                cache.scheduled(file, doc);
+            }
+            scheduled_units.push(task);
             continue;
         }
         let (path, first_line, parsed) = match unit {
-            Unit::Text { file, doc } => (
+            Unit::Text { file, doc } => {
+                let (parsed, warnings) = cache.parse(file, doc);
+                set.warnings.extend(warnings);
+                (file, doc.first_line, parsed)
+            }
+            Unit::Parsed {
                 file,
-                doc.first_line,
-                cache.parse(file, doc, &mut set.warnings),
-            ),
+                first_line,
+                parsed: (parsed, warnings),
+            } => {
+                set.warnings.extend(warnings.iter().cloned());
+                (file, *first_line, parsed.clone())
+            }
             Unit::Built { file, built } => (
                 file,
                 1,
-                parse_built(file, built, sources, &mut set.warnings),
+                parse_built(file, built, sources, &mut set.warnings).map(|s| s.map(Arc::new)),
             ),
         };
         match parsed {
             Ok(None) => {}
-            Ok(Some(svc)) => {
-                if let Some(other) = first_seen.get(&svc.key) {
+            Ok(Some(svc)) => match first_seen.entry(svc.key.clone()) {
+                Entry::Occupied(other) => {
                     set.errors.push(ManifestError {
                         file: path.to_string(),
                         line: first_line,
                         column: 1,
                         message: format!(
-                            "service {} is declared twice: here and in {other}",
-                            svc.key
+                            "service {} is declared twice: here and in {}",
+                            svc.key,
+                            other.get()
                         ),
                     });
                     set.broken_files.insert(path.to_string());
                     duplicates.insert(svc.key.clone());
-                } else {
-                    first_seen.insert(svc.key.clone(), path.to_string());
+                }
+                Entry::Vacant(first) => {
+                    first.insert(path.to_string());
                     set.services.push(svc);
                 }
-            }
+            },
             Err(failure) => {
                 set.broken_files.insert(path.to_string());
                 if let Some(key) = failure.key {
@@ -260,9 +299,10 @@ pub fn load_tree_cached<'a>(
             }
         }
     }
-    set.services.retain(|s| !duplicates.contains(&s.key));
     set.held.extend(duplicates);
-    set.services.retain(|s| !set.held.contains(&s.key));
+    if !set.held.is_empty() {
+        set.services.retain(|s| !set.held.contains(&s.key));
+    }
     // Before the dependency check, which may hold services a schedule takes its
     // definition from.
     scheduled::load(&scheduled_units, sources, &mut set);
@@ -285,7 +325,7 @@ pub fn render_tree<'a>(
     selected: impl IntoIterator<Item = (&'a str, &'a str)>,
     tree: &overlay::Tree,
 ) -> (Vec<Rendered>, Vec<ManifestError>) {
-    let expanded = expand(selected, tree);
+    let expanded = expand(selected, tree, None);
     let mut errors = expanded.errors;
     let mut rendered = Vec::new();
     for unit in expanded.units {
@@ -294,6 +334,8 @@ pub fn render_tree<'a>(
                 source: file,
                 value: built.value,
             }),
+            // Only a load with a cache reuses parses; this one has none.
+            Unit::Parsed { .. } => {}
             Unit::Text { file, doc } => {
                 match serde_saphyr::from_str_with_options(&doc.text, options()) {
                     Ok(value) => rendered.push(Rendered {

@@ -21,27 +21,44 @@ use crate::core::scheduled::{
 };
 use crate::core::state::Mode;
 
-/// Whether a unit declares a ScheduledTask (the substring test spares every
-/// other document a second parse).
-pub(super) fn is_scheduled(unit: &Unit) -> bool {
+/// A unit that declares a ScheduledTask.
+pub(super) enum Scheduled<'u> {
+    Text {
+        file: &'u String,
+        doc: &'u Document,
+    },
+    Built {
+        file: &'u String,
+        built: &'u overlay::Built,
+    },
+}
+
+/// The unit as a ScheduledTask, if it declares one (the substring test spares
+/// every other document a second parse). Kept parses are Services only.
+pub(super) fn scheduled(unit: &Unit) -> Option<Scheduled<'_>> {
     match unit {
-        Unit::Text { doc, .. } => {
-            doc.text.contains(KIND_SCHEDULED_TASK)
-                && super::kind_of(doc).as_deref() == Some(KIND_SCHEDULED_TASK)
+        Unit::Text { file, doc }
+            if doc.text.contains(KIND_SCHEDULED_TASK)
+                && super::kind_of(doc).as_deref() == Some(KIND_SCHEDULED_TASK) =>
+        {
+            Some(Scheduled::Text { file, doc })
         }
-        Unit::Built { built, .. } => {
-            built.value.get("kind").and_then(|k| k.as_str()) == Some(KIND_SCHEDULED_TASK)
+        Unit::Built { file, built }
+            if built.value.get("kind").and_then(|k| k.as_str()) == Some(KIND_SCHEDULED_TASK) =>
+        {
+            Some(Scheduled::Built { file, built })
         }
+        _ => None,
     }
 }
 
 /// Type, check and resolve every ScheduledTask unit into `set`.
-pub(super) fn load(units: &[&Unit], sources: &[overlay::SourceDoc], set: &mut ManifestSet) {
+pub(super) fn load(units: &[Scheduled], sources: &[overlay::SourceDoc], set: &mut ManifestSet) {
     let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
     for unit in units {
         let (file, first_line) = match unit {
-            Unit::Text { file, doc } => (file, doc.first_line),
-            Unit::Built { file, .. } => (file, 1),
+            Scheduled::Text { file, doc } => (*file, doc.first_line),
+            Scheduled::Built { file, .. } => (*file, 1),
         };
         match load_one(unit, sources, set) {
             Ok(task) => {
@@ -78,12 +95,12 @@ pub(super) fn load(units: &[&Unit], sources: &[overlay::SourceDoc], set: &mut Ma
 type Failure = (Option<String>, Vec<ManifestError>);
 
 fn load_one(
-    unit: &Unit,
+    unit: &Scheduled,
     sources: &[overlay::SourceDoc],
     set: &ManifestSet,
 ) -> Result<DesiredScheduledTask, Failure> {
-    match unit {
-        Unit::Text { file, doc } => {
+    match *unit {
+        Scheduled::Text { file, doc } => {
             let locate_in_doc = |field: &FieldPath| {
                 let (line, column) =
                     locate::locate(&doc.text, field).unwrap_or((doc.first_line, 1));
@@ -92,7 +109,7 @@ fn load_one(
             let manifest = typed_text(file, doc)?;
             finish(file, manifest, &locate_in_doc, set)
         }
-        Unit::Built { file, built } => {
+        Scheduled::Built { file, built } => {
             let locate_in_sources = |field: &FieldPath| match built.origins.lookup(&field.0) {
                 Some((source, at)) => {
                     let s = &sources[source];
@@ -246,6 +263,7 @@ fn resolve_task_definition(
                 .services
                 .iter()
                 .filter(|d| d.key.name == from.service)
+                .map(|d| &**d)
                 .collect();
             let found = named
                 .iter()

@@ -371,7 +371,7 @@ spec:
     );
     let set = one("web.yaml", &text);
     assert_eq!(rendered(&set), Vec::<String>::new(), "{text}");
-    set.services[0].clone()
+    (*set.services[0]).clone()
 }
 
 #[test]

@@ -33,7 +33,7 @@ const TD_ARN: &str = "arn:aws:ecs:us-east-1:1:task-definition/web:3";
 fn desired() -> DesiredService {
     let set = load([("m/web.yaml", WEB)]);
     assert!(set.errors.is_empty(), "{:?}", set.errors);
-    set.services[0].clone()
+    (*set.services[0]).clone()
 }
 
 /// The live service as the observer would build it when everything matches.
@@ -565,7 +565,7 @@ fn blue_green_swapped(strategy: &str) -> (DesiredService, LiveService) {
         .replace("strategy: BLUE_GREEN", &format!("strategy: {strategy}"));
     let set = load([("m/web.yaml", text.as_str())]);
     assert!(set.errors.is_empty(), "{:?}", set.errors);
-    let d = set.services[0].clone();
+    let d = (*set.services[0]).clone();
     let mut live = live_in_sync(&d);
     live.spec.deployment_configuration = d.spec.deployment_configuration.clone();
     let lb = &mut live.spec.load_balancers.as_mut().expect("load balancers")[0];
@@ -633,7 +633,7 @@ fn an_ignored_path_is_never_drift_and_keeps_its_live_value_through_a_new_revisio
     assert_eq!(plan.ignored[0].reason, IgnoreReason::IgnoredPath);
 
     // An unrelated change registers a new revision: with the live image.
-    let mut d2 = d.clone();
+    let mut d2 = (*d).clone();
     d2.spec.task_definition.container_definitions[0].environment =
         Some(vec![crate::core::model::KeyValuePair {
             name: Some("NEW".into()),

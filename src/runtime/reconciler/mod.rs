@@ -125,7 +125,7 @@ impl Reconciler {
             report.follow_up = targeted::needs_replacing(&plans);
         }
         let desired: BTreeMap<&ServiceKey, &DesiredService> =
-            set.services.iter().map(|d| (&d.key, d)).collect();
+            set.services.iter().map(|d| (&d.key, &**d)).collect();
 
         let semaphore = Arc::new(tokio::sync::Semaphore::new(APPLY_CONCURRENCY));
         let target_groups = Arc::new(observed.target_groups.clone());

@@ -80,7 +80,7 @@ pub struct Scope<'a> {
     pub clusters: BTreeSet<String>,
     /// Also look at every other cluster in the account (ListClusters).
     pub all_clusters: bool,
-    pub desired: &'a [DesiredService],
+    pub desired: &'a [Arc<DesiredService>],
     /// With sharding, the clusters ListClusters finds are this shard's only.
     pub shard: Option<Shard>,
 }
@@ -378,7 +378,7 @@ fn described((td, hash, unmanaged, own_tags): Known) -> LiveTaskDefinition {
 
 /// Every target group the manifests name: the services' own and their
 /// migrations' legacy groups.
-fn target_group_names(desired: &[DesiredService]) -> BTreeSet<String> {
+fn target_group_names(desired: &[Arc<DesiredService>]) -> BTreeSet<String> {
     desired
         .iter()
         .flat_map(|d| {

@@ -47,7 +47,7 @@ const TASK_ARN: &str = "arn:aws:ecs:us-east-1:1:task/prod/abc";
 fn desired() -> DesiredService {
     let set = load([("web.yaml", WEB)]);
     assert!(set.errors.is_empty(), "{:?}", set.errors);
-    set.services[0].clone()
+    (*set.services[0]).clone()
 }
 
 fn hook_revision(d: &DesiredService) -> String {
