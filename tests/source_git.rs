@@ -123,7 +123,7 @@ fn contents<'a>(s: &'a Snapshot, path: &str) -> &'a str {
     s.files
         .iter()
         .find(|f| f.path == path)
-        .map(|f| f.contents.as_str())
+        .map(|f| &*f.contents)
         .unwrap_or_else(|| panic!("{path} not in {:?}", paths(s)))
 }
 
@@ -748,7 +748,7 @@ fn load_dir_walks_recursively_skipping_hidden_and_non_yaml() {
             format!("{r}/web.yaml"),
         ]
     );
-    assert_eq!(files[3].contents, "web");
+    assert_eq!(&*files[3].contents, "web");
 }
 
 #[test]
@@ -770,7 +770,7 @@ fn load_dir_accepts_a_single_yaml_file_only() {
     std::fs::write(&yaml, "one").unwrap();
     let files = load_dir(&yaml).unwrap();
     assert_eq!(loaded(&files), [yaml.to_str().unwrap()]);
-    assert_eq!(files[0].contents, "one");
+    assert_eq!(&*files[0].contents, "one");
 
     let txt = tmp.path().join("one.txt");
     std::fs::write(&txt, "one").unwrap();
@@ -810,4 +810,75 @@ fn load_dir_errors() {
     let err = load_dir(&dir).unwrap_err();
     assert!(matches!(err, SourceError::NotUtf8 { .. }), "{err:?}");
     assert!(err.to_string().contains("bad.yml"), "{err}");
+}
+
+/// Each commit read by one source that remembers the last (so it reads only
+/// what `diff-tree` names) must equal the same commit read from scratch.
+#[tokio::test]
+async fn reading_only_what_changed_equals_reading_everything() {
+    let f = Fixture::new("main");
+    for i in 0..5 {
+        f.write(&format!("m/s{i}.yaml"), format!("n: {i}\n"));
+    }
+    f.write("other/x.yaml", "outside: 1\n");
+    f.commit("start");
+    let src = f.source(None, Some("m"));
+    let fresh_cache = f.tmp.path().join("fresh");
+
+    type Step = fn(&Fixture);
+    let steps: Vec<(&str, Step)> = vec![
+        ("edit one", |f| f.write("m/s1.yaml", "n: 10\n")),
+        ("add two, one nested", |f| {
+            f.write("m/new.yml", "new: 1\n");
+            f.write("m/deep/er/z.yaml", "z: 1\n");
+        }),
+        ("delete one", |f| f.remove("m/s2.yaml")),
+        ("rename", |f| {
+            f.remove("m/s3.yaml");
+            f.write("m/renamed.yaml", "n: 3\n");
+        }),
+        ("same contents in two files", |f| {
+            f.write("m/copy.yaml", "n: 10\n")
+        }),
+        ("not manifests, hidden, outside the path", |f| {
+            f.write("m/README.md", "hi\n");
+            f.write("m/.hidden/h.yaml", "h: 1\n");
+            f.write("m/.h.yaml", "h: 1\n");
+            f.write("other/x.yaml", "outside: 2\n");
+        }),
+        ("a file becomes a symlink", |f| {
+            f.remove("m/s4.yaml");
+            std::os::unix::fs::symlink("s0.yaml", f.work.join("m/s4.yaml")).unwrap();
+        }),
+        ("a file becomes a folder", |f| {
+            f.remove("m/new.yml");
+            f.write("m/new.yml/inner.yaml", "inner: 1\n");
+        }),
+        ("nothing under the path changes", |f| {
+            f.write("other/y.yaml", "y: 1\n")
+        }),
+        ("an empty commit", |_| {}),
+    ];
+    for (what, step) in steps {
+        step(&f);
+        let revision = f.commit(what);
+        let read = src.fetch().await.unwrap();
+        let _ = std::fs::remove_dir_all(&fresh_cache);
+        let fresh = source_for(&f.url(), None, Some("m"), &fresh_cache)
+            .fetch()
+            .await
+            .unwrap();
+        assert_eq!(read.revision, revision, "{what}");
+        assert_eq!(read.files, fresh.files, "{what}");
+    }
+
+    // Everything under the path removed: an error, as from scratch.
+    f.git(&["rm", "-r", "-q", "m"]);
+    f.commit("remove the folder");
+    let err = src.fetch().await.unwrap_err();
+    assert!(matches!(err, SourceError::PathNotFound { .. }), "{err}");
+    // And back again after the error.
+    f.write("m/back.yaml", "back: 1\n");
+    f.commit("back");
+    assert_eq!(paths(&src.fetch().await.unwrap()), ["m/back.yaml"]);
 }

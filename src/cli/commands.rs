@@ -30,10 +30,7 @@ pub const EXIT_DRIFT: u8 = 2;
 
 pub fn validate(args: ValidateArgs) -> Result<u8> {
     let (files, tree) = load_dir_tree(&args.path)?;
-    let set = manifest::load_tree(
-        files.iter().map(|f| (f.path.as_str(), f.contents.as_str())),
-        &tree,
-    );
+    let set = manifest::load_tree(files.iter().map(|f| (f.path.as_str(), &*f.contents)), &tree);
     for e in &set.errors {
         println!("{e}");
     }
@@ -83,10 +80,8 @@ pub async fn render(args: RenderArgs) -> Result<u8> {
             (path.display().to_string(), files, tree)
         }
     };
-    let (rendered, errors) = manifest::render_tree(
-        files.iter().map(|f| (f.path.as_str(), f.contents.as_str())),
-        &tree,
-    );
+    let (rendered, errors) =
+        manifest::render_tree(files.iter().map(|f| (f.path.as_str(), &*f.contents)), &tree);
     for e in &errors {
         eprintln!("{e}");
     }

@@ -31,7 +31,7 @@ pub fn load_snapshot_cached(
         snapshot
             .files
             .iter()
-            .map(|f| (f.path.as_str(), f.contents.as_str())),
+            .map(|f| (f.path.as_str(), &*f.contents)),
         &snapshot.tree,
         cache,
     );

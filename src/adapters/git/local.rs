@@ -28,7 +28,7 @@ pub fn load_dir(path: &Path) -> Result<Vec<ManifestFile>, SourceError> {
         let contents = read_limited(path, &display)?;
         return Ok(vec![ManifestFile {
             path: display,
-            contents,
+            contents: contents.into(),
         }]);
     }
 
@@ -83,7 +83,7 @@ pub fn load_dir(path: &Path) -> Result<Vec<ManifestFile>, SourceError> {
         }
         files.push(ManifestFile {
             path: display,
-            contents,
+            contents: contents.into(),
         });
     }
     Ok(files)
@@ -105,7 +105,7 @@ pub fn load_dir_tree(path: &Path) -> Result<(Vec<ManifestFile>, overlay::Tree), 
     let root = repository_root(path)?;
     tree.files = files
         .iter()
-        .map(|f| (f.path.clone(), f.contents.clone()))
+        .map(|f| (f.path.clone(), f.contents.to_string()))
         .collect();
     let mut pending: Vec<String> = tree.files.keys().cloned().collect();
     while let Some(file) = pending.pop() {
@@ -120,7 +120,7 @@ pub fn load_dir_tree(path: &Path) -> Result<(Vec<ManifestFile>, overlay::Tree), 
                     tree.files.entry(f.path.clone())
                 {
                     pending.push(f.path);
-                    slot.insert(f.contents);
+                    slot.insert(f.contents.to_string());
                 }
             }
             if tree.files.len() > MAX_MANIFEST_FILES {

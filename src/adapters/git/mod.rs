@@ -9,14 +9,16 @@
 
 mod auth;
 mod local;
+mod manifests;
 mod refs;
 mod repo;
 mod runner;
 mod tree;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -25,7 +27,7 @@ use auth::{git_env, secrets};
 use refs::{WantedRef, is_hex_sha, normalize_path};
 use repo::RepoSpec;
 use runner::{RunError, Runner, first_meaningful_line};
-use tree::{Selection, TreeEntry, parse_batch, parse_ls_tree, select};
+use tree::{TreeEntry, parse_batch, parse_ls_tree};
 
 use crate::core::manifest::overlay;
 
@@ -48,7 +50,8 @@ const REMOTE_HEAD_REF: &str = "refs/ecsync/HEAD";
 pub struct ManifestFile {
     /// Relative to the repository root, '/'-separated, e.g. "manifests/web.yaml".
     pub path: String,
-    pub contents: String,
+    /// Shared with the source's memory of the blob (see [`GitSource::fetch`]).
+    pub contents: Arc<str>,
 }
 
 /// What one fetch produced.
@@ -205,9 +208,13 @@ pub struct GitSource {
     runner: Runner,
     repo_dir: PathBuf,
     /// One fetch at a time per source: git locks refs, and two fetches into
-    /// one cache would fail each other and trigger a needless re-clone.
-    lock: Mutex<()>,
+    /// one cache would fail each other and trigger a needless re-clone. It
+    /// guards what the last fetch read, too.
+    lock: Mutex<Option<manifests::Last>>,
 }
+
+/// File contents by blob id.
+type Blobs = HashMap<String, Arc<str>>;
 
 impl std::fmt::Debug for GitSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,7 +240,7 @@ impl GitSource {
             spec,
             runner,
             repo_dir,
-            lock: Mutex::new(()),
+            lock: Mutex::new(None),
         }
     }
 
@@ -259,26 +266,36 @@ impl GitSource {
             }
         })?;
 
-        let _guard = self.lock.lock().await;
-        match self.attempt(&wanted, &path).await {
+        let mut last = self.lock.lock().await;
+        match self.attempt(&wanted, &path, &mut last).await {
             // Only local git failures: the remote was reachable, so the cache
             // is the suspect. Wipe it and clone once from scratch.
             Err(e @ SourceError::Git { .. }) => {
                 tracing::warn!(repo = %self.spec.display, cache = %self.repo_dir.display(), error = %e,
                     "git cache looks broken; re-cloning");
                 self.remove_cache().await?;
-                self.attempt(&wanted, &path).await
+                self.attempt(&wanted, &path, &mut last).await
             }
             other => other,
         }
     }
 
-    async fn attempt(&self, wanted: &WantedRef, path: &str) -> Result<Snapshot, SourceError> {
+    async fn attempt(
+        &self,
+        wanted: &WantedRef,
+        path: &str,
+        last: &mut Option<manifests::Last>,
+    ) -> Result<Snapshot, SourceError> {
         self.ensure_cache().await?;
         self.fetch_refs(wanted).await?;
         let revision = self.resolve(wanted).await?;
-        let files = self.read_files(&revision, path).await?;
-        let tree = self.read_overlay_resources(&revision, &files).await?;
+        let manifests = self.read_manifests(&revision, path, last).await?;
+        let files = manifests.files;
+        let tree = if manifests.overlay {
+            self.read_overlay_resources(&revision, &files).await?
+        } else {
+            overlay::Tree::default()
+        };
         let commit = self.commit_info(&revision).await;
         tracing::debug!(repo = %self.spec.display, %revision, files = files.len(), "git source fetched");
         Ok(Snapshot {
@@ -514,27 +531,6 @@ impl GitSource {
         })
     }
 
-    async fn read_files(
-        &self,
-        revision: &str,
-        path: &str,
-    ) -> Result<Vec<ManifestFile>, SourceError> {
-        let entries = self.ls_tree(revision, path).await?;
-        let mut selected = match select(&entries, path) {
-            Selection::Missing => {
-                return Err(SourceError::PathNotFound {
-                    repo: self.repo_display(),
-                    path: path.to_owned(),
-                    revision: revision.to_owned(),
-                });
-            }
-            Selection::Files(files) => files,
-        };
-        selected.sort_by(|a, b| a.path.cmp(&b.path));
-        self.check_limits(&selected)?;
-        self.read_blobs(&selected).await
-    }
-
     /// The files overlays among `files` name as resources, read in rounds
     /// (an overlay may build on another), and what each resource resolved to.
     /// Nothing is listed unless an overlay is there.
@@ -544,12 +540,6 @@ impl GitSource {
         files: &[ManifestFile],
     ) -> Result<overlay::Tree, SourceError> {
         let mut tree = overlay::Tree::default();
-        if !files
-            .iter()
-            .any(|f| f.contents.contains(overlay::KIND_OVERLAY))
-        {
-            return Ok(tree);
-        }
         let entries = self.ls_tree(revision, "").await?;
         let listing = tree::listing(&entries);
         let by_path: BTreeMap<String, &TreeEntry> = entries
@@ -558,7 +548,7 @@ impl GitSource {
             .collect();
         tree.files = files
             .iter()
-            .map(|f| (f.path.clone(), f.contents.clone()))
+            .map(|f| (f.path.clone(), f.contents.to_string()))
             .collect();
         let mut pending: Vec<String> = tree.files.keys().cloned().collect();
         while !pending.is_empty() {
@@ -595,13 +585,31 @@ impl GitSource {
             self.check_limits(&new)?;
             for file in self.read_blobs(&new).await? {
                 pending.push(file.path.clone());
-                tree.files.insert(file.path, file.contents);
+                tree.files.insert(file.path, file.contents.to_string());
             }
         }
         Ok(tree)
     }
 
     async fn read_blobs(&self, selected: &[&TreeEntry]) -> Result<Vec<ManifestFile>, SourceError> {
+        let blobs = self.read_contents(selected).await?;
+        selected
+            .iter()
+            .map(|e| {
+                let read = self.read((*e).clone(), &blobs)?;
+                Ok(ManifestFile {
+                    path: read.path,
+                    contents: read.contents,
+                })
+            })
+            .collect()
+    }
+
+    /// The contents of `selected`'s blobs, which must be UTF-8, by blob id.
+    async fn read_contents(&self, selected: &[&TreeEntry]) -> Result<Blobs, SourceError> {
+        if selected.is_empty() {
+            return Ok(Blobs::new());
+        }
         let mut oids: Vec<&str> = selected.iter().map(|e| e.oid.as_str()).collect();
         oids.sort_unstable();
         // Identical files share one blob: ask for it once.
@@ -624,9 +632,12 @@ impl GitSource {
             detail,
         })?;
 
-        let mut files = Vec::with_capacity(selected.len());
+        let mut contents = Blobs::with_capacity(oids.len());
         for entry in selected {
-            let path = String::from_utf8_lossy(&entry.path).into_owned();
+            if contents.contains_key(&entry.oid) {
+                continue;
+            }
+            let path = || String::from_utf8_lossy(&entry.path).into_owned();
             let blob = oids
                 .binary_search(&entry.oid.as_str())
                 .ok()
@@ -634,24 +645,15 @@ impl GitSource {
                 .ok_or_else(|| SourceError::Git {
                     repo: self.repo_display(),
                     command: "cat-file",
-                    detail: format!("no contents for {path}"),
+                    detail: format!("no contents for {}", path()),
                 })?;
-            if std::str::from_utf8(&entry.path).is_err() {
-                return Err(SourceError::NotUtf8 {
-                    repo: Some(self.repo_display()),
-                    path,
-                });
-            }
-            let contents = std::str::from_utf8(blob).map_err(|_| SourceError::NotUtf8 {
+            let text = std::str::from_utf8(blob).map_err(|_| SourceError::NotUtf8 {
                 repo: Some(self.repo_display()),
-                path: path.clone(),
+                path: path(),
             })?;
-            files.push(ManifestFile {
-                path,
-                contents: contents.to_owned(),
-            });
+            contents.insert(entry.oid.clone(), Arc::from(text));
         }
-        Ok(files)
+        Ok(contents)
     }
 
     /// Checked on ls-tree's sizes, before any contents are read.

@@ -45,6 +45,65 @@ pub(crate) fn parse_ls_tree(out: &[u8]) -> Result<Vec<TreeEntry>, String> {
     Ok(entries)
 }
 
+/// One path `git diff-tree -r -z --no-renames` reports between two trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub path: Vec<u8>,
+    /// What is at the path now (no size: diff-tree does not say); `None`
+    /// when it was deleted.
+    pub now: Option<TreeEntry>,
+}
+
+/// `:<old mode> <new mode> <old oid> <new oid> <status> NUL <path> NUL`, repeated.
+pub(crate) fn parse_diff_tree(out: &[u8]) -> Result<Vec<Change>, String> {
+    let mut changes = Vec::new();
+    let mut fields = out.split(|b| *b == 0);
+    while let Some(meta) = fields.next() {
+        if meta.is_empty() {
+            continue;
+        }
+        let bad = || {
+            format!(
+                "unexpected diff-tree record {:?}",
+                String::from_utf8_lossy(meta)
+            )
+        };
+        let meta = std::str::from_utf8(meta).map_err(|_| bad())?;
+        let (Some(_), Some(mode), Some(_), Some(oid), Some(status), None) = ({
+            let mut f = meta.strip_prefix(':').ok_or_else(bad)?.split(' ');
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        }) else {
+            return Err(bad());
+        };
+        let path = fields.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
+        let now = match status {
+            "D" => None,
+            "A" | "M" | "T" => Some(TreeEntry {
+                mode: mode.to_owned(),
+                kind: kind_of_mode(mode).to_owned(),
+                oid: oid.to_owned(),
+                size: None,
+                path: path.to_vec(),
+            }),
+            _ => return Err(bad()),
+        };
+        changes.push(Change {
+            path: path.to_vec(),
+            now,
+        });
+    }
+    Ok(changes)
+}
+
+/// The object type a tree entry's mode stands for.
+fn kind_of_mode(mode: &str) -> &'static str {
+    match mode {
+        "160000" => "commit",
+        "040000" => "tree",
+        _ => "blob",
+    }
+}
+
 /// `*.yaml` / `*.yml`, any case, with a name before the dot.
 pub(crate) fn is_manifest_name(name: &[u8]) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -251,6 +310,23 @@ mod tests {
         );
         assert_eq!(selected(&entries, "manifest"), None);
         assert_eq!(selected(&entries, "nope"), None);
+    }
+
+    #[test]
+    fn parses_diff_tree_records() {
+        let out = b":100644 100644 aaaa bbbb M\x00m/web.yaml\x00:000000 120000 0000 cccc A\x00m/a b.yml\x00:100644 000000 dddd 0000 D\x00m/gone.yaml\x00:000000 160000 0000 eeee A\x00sub\x00";
+        let c = parse_diff_tree(out).unwrap();
+        assert_eq!(c.len(), 4);
+        let now = c[0].now.as_ref().unwrap();
+        assert_eq!((now.oid.as_str(), now.kind.as_str()), ("bbbb", "blob"));
+        assert_eq!(c[1].path, b"m/a b.yml");
+        assert_eq!(c[1].now.as_ref().unwrap().mode, "120000");
+        assert_eq!(c[2].now, None);
+        assert_eq!(c[3].now.as_ref().unwrap().kind, "commit");
+        assert!(parse_diff_tree(b"").unwrap().is_empty());
+        assert!(parse_diff_tree(b":100644 100644 a b R100\x00x\x00").is_err());
+        assert!(parse_diff_tree(b":100644 100644 a b M\x00").is_err());
+        assert!(parse_diff_tree(b"100644 blob aaaa 1\tx\x00").is_err());
     }
 
     #[test]
