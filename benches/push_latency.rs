@@ -140,15 +140,6 @@ fn adopted(addr: &str, n: usize) -> bool {
         && services.iter().all(|v| v["state"] == "Synced")
 }
 
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The timestamp of the first JSON log line with this message (and, if given, for this
 /// service) at or after `since`.
 fn logged_at(
@@ -176,40 +167,6 @@ fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The highest `RssAnon` of a process, sampled every 10 ms on a thread of its own. The kernel
-/// keeps a high-water mark only for the whole RSS (VmHWM), whose file-backed part is mostly the
-/// binary's code: 50 MiB of a debug build's text, several times what a release build maps.
-struct AnonPeak {
-    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl AnonPeak {
-    fn start(pid: u32) -> AnonPeak {
-        use std::sync::atomic::Ordering;
-        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (p, s) = (peak.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                p.fetch_max(vm_kib(pid, "RssAnon"), Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        AnonPeak { peak, stop }
-    }
-
-    fn kib(&self) -> u64 {
-        self.peak.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for AnonPeak {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -394,7 +351,7 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).expect("write secret");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut cmd = ecsync_with(&moto);
+    let (mut cmd, _) = common::bench_daemon_command(&moto);
     cmd.env("AWS_ENDPOINT_URL", proxy.endpoint())
         .args(["--log-format", "json", "run", "--repo", &repo.url()])
         .args(["--path", "services", "--ref", "main", "--interval", "1h"])
@@ -408,7 +365,7 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
         .env("ECSYNC_LOG", "info,ecsync::adapters::git=debug");
     let mut daemon = Daemon::spawn(cmd);
     let pid = daemon.pid();
-    let anon_peak = AnonPeak::start(pid);
+    let peaks = common::MemoryPeaks::start(pid);
 
     let first = wait_for(Duration::from_secs(900), || {
         if daemon.try_wait().is_some() {
@@ -426,7 +383,7 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
     let full_pass_ms = status(&addr)["lastPass"]["durationMs"]
         .as_u64()
         .unwrap_or(0);
-    let hwm_after_full_pass = vm_kib(pid, "VmHWM");
+    let hwm_after_full_pass = common::vm_kib(pid, "VmHWM");
 
     let mut m = Measured {
         setup,
@@ -495,10 +452,10 @@ fn measure(runtime: &tokio::runtime::Runtime, fleet: &Fleet) -> Measured {
         requeue_checks(&mut m, &daemon, &addr, &repo, &net, fleet.requeues);
     }
 
-    m.hwm = vm_kib(pid, "VmHWM");
-    m.rss = vm_kib(pid, "VmRSS");
-    m.rss_anon = vm_kib(pid, "RssAnon");
-    m.anon_hwm = anon_peak.kib();
+    m.hwm = common::vm_kib(pid, "VmHWM");
+    m.rss = common::vm_kib(pid, "VmRSS");
+    m.rss_anon = common::vm_kib(pid, "RssAnon");
+    m.anon_hwm = peaks.anon_kib();
     assert!(m.hwm > 0, "could not read VmHWM of {pid}");
     daemon.signal("TERM");
     let exit = daemon.wait_timeout(Duration::from_secs(30));
@@ -658,7 +615,8 @@ fn main() {
     }
 
     println!(
-        "push_latency: debug build of the daemon, moto on loopback behind the memoising proxy (0% faults; reads since the last write answered from memory), --interval 1h, {pushes} pushes and {requeues} requeue checks per push fleet"
+        "push_latency: the daemon is {}, moto on loopback behind the memoising proxy (0% faults; reads since the last write answered from memory), --interval 1h, {pushes} pushes and {requeues} requeue checks per push fleet",
+        common::bench_build()
     );
     println!(
         "| fleet | setup (one `ecsync apply` creating it) | daemon's first pass (no drift): AWS calls / bound | its wall | push → first mutating call: median | p90 | requeue check: AWS calls | daemon VmHWM after the first pass / at the end |"

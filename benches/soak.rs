@@ -13,12 +13,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    Daemon, FaultConfig, FaultProxy, GitRepo, Moto, ecsync_with, free_port, try_http_get,
-};
+use common::{Daemon, FaultConfig, FaultProxy, GitRepo, Moto, free_port, try_http_get};
 
 const CLUSTERS: usize = 4;
 
@@ -39,33 +36,6 @@ fn aws_calls(addr: &str) -> u64 {
         .filter(|l| l.starts_with("ecsync_aws_api_calls_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The daemon's command: the binary this run built, or `ECSYNC_BENCH_BIN` (a release build: the
-/// harness itself need not be one, and building the tests in release recompiles the whole SDK
-/// with the dev-dependencies' features).
-fn daemon_command(moto: &common::Moto) -> (Command, String) {
-    let with = ecsync_with(moto);
-    let Some(bin) = std::env::var_os("ECSYNC_BENCH_BIN") else {
-        return (with, "the debug build".to_string());
-    };
-    let mut cmd = Command::new(&bin);
-    for (k, v) in with.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    (cmd, format!("{}", std::path::Path::new(&bin).display()))
 }
 
 fn main() {
@@ -114,7 +84,7 @@ fn main() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = format!("127.0.0.1:{}", free_port());
-    let (mut cmd, build) = daemon_command(&moto);
+    let (mut cmd, build) = common::bench_daemon_command(&moto);
     cmd.env("AWS_ENDPOINT_URL", proxy.endpoint())
         .args([
             "run",
@@ -158,7 +128,11 @@ fn main() {
             daemon.logs()
         );
         let done = pass_id(&addr).saturating_sub(first_pass);
-        let sample = (done, rss_kib(pid), aws_calls(&addr) - first_calls);
+        let sample = (
+            done,
+            common::vm_kib(pid, "VmRSS"),
+            aws_calls(&addr) - first_calls,
+        );
         samples.push(sample);
         if benching {
             // A long run: show where it is, so a stalled one is seen early.

@@ -18,6 +18,7 @@ mod faultproxy;
 mod fixtures;
 mod git;
 mod http;
+mod memory;
 mod moto;
 mod process;
 
@@ -41,9 +42,11 @@ pub use git::GitRepo;
 pub use http::{
     HttpResponse, free_port, http_get, http_post, http_request, try_http_get, try_http_post,
 };
+pub use memory::{MemoryPeaks, vm_kib};
 pub use moto::{Moto, Network};
 pub use process::{
-    Daemon, ecsync, ecsync_with, reconcile_passes, spawn_listening, status_json, status_role,
+    Daemon, bench_build, bench_daemon_command, ecsync, ecsync_with, reconcile_passes,
+    spawn_listening, status_json, status_role,
 };
 
 /// Poll `condition` every 100 ms until it returns true or `timeout` has passed. Returns whether

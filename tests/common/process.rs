@@ -36,6 +36,33 @@ pub fn ecsync_with(moto: &Moto) -> Command {
     cmd
 }
 
+/// A benchmark's daemon command: [`ecsync_with`], or the same with the binary
+/// `ECSYNC_BENCH_BIN` names (a release build: the harness itself need not be
+/// one, and building the tests in release recompiles the whole SDK with the
+/// dev-dependencies' features). Also says which build it is, for the report.
+pub fn bench_daemon_command(moto: &Moto) -> (Command, String) {
+    let with = ecsync_with(moto);
+    let Some(bin) = std::env::var_os("ECSYNC_BENCH_BIN") else {
+        return (with, bench_build());
+    };
+    let mut cmd = Command::new(&bin);
+    for (k, v) in with.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    (cmd, bench_build())
+}
+
+/// Which binary [`bench_daemon_command`] runs, for a benchmark's report.
+pub fn bench_build() -> String {
+    match std::env::var_os("ECSYNC_BENCH_BIN") {
+        Some(bin) => std::path::Path::new(&bin).display().to_string(),
+        None => "the debug build".to_string(),
+    }
+}
+
 /// A long-running child (typically `ecsync run`) with stdout and stderr captured to files.
 /// Killed (SIGKILL) and reaped on drop if still running.
 pub struct Daemon {

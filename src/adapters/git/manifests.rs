@@ -198,8 +198,8 @@ impl GitSource {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args: Vec<&OsStr> = vec![OsStr::new("--literal-pathspecs")];
-        args.extend(self.git_dir_args());
+        // Pathspecs are literal: the runner sets GIT_LITERAL_PATHSPECS.
+        let mut args: Vec<&OsStr> = self.git_dir_args().to_vec();
         args.extend(["ls-tree", "-z", "-l", "--full-tree", revision, "--"].map(OsStr::new));
         args.extend(paths.iter().map(|p| OsStr::from_bytes(p)));
         let out = self

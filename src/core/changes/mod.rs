@@ -7,7 +7,7 @@
 //! effect reaches beyond the changed services themselves (prune, a migration's
 //! fleet, a dependency, schedules, manifest errors) asks for a full pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -180,13 +180,10 @@ pub fn decide(w: &Wake) -> ChangeSet {
     } else {
         BTreeSet::new()
     };
-    let declared = by_key(w.set);
-    services.extend(
-        w.pending
-            .iter()
-            .filter(|k| declared.contains_key(k))
-            .cloned(),
-    );
+    if !w.pending.is_empty() {
+        let declared: HashSet<&ServiceKey> = w.set.services.iter().map(|d| &d.key).collect();
+        services.extend(w.pending.iter().filter(|k| declared.contains(k)).cloned());
+    }
     if services.is_empty() && !new_revision {
         return full(FullReason::NothingTargeted);
     }

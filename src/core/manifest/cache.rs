@@ -34,6 +34,7 @@ enum Kept {
 }
 
 struct File {
+    path: Arc<str>,
     text: Arc<str>,
     docs: Vec<Kept>,
     /// Filled by this load: its documents are appended as they are parsed.
@@ -61,7 +62,7 @@ impl ParseCache {
                     .iter()
                     .map(|kept| match kept {
                         Kept::Service { first_line, parsed } => Unit::Parsed {
-                            file: path.to_string(),
+                            file: file.path.clone(),
                             first_line: *first_line,
                             parsed: parsed.clone(),
                         },
@@ -83,6 +84,7 @@ impl ParseCache {
         self.files.insert(
             path.to_string(),
             File {
+                path: path.into(),
                 text: text.into(),
                 docs: Vec::new(),
                 fresh: true,

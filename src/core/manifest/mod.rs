@@ -10,8 +10,8 @@ pub mod overlay;
 mod scheduled;
 pub mod validate;
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -127,7 +127,8 @@ enum Unit {
     Built { file: String, built: overlay::Built },
     /// A Service document of a file the last load read with the same text.
     Parsed {
-        file: String,
+        /// Shared with the cache: thousands of these are made per load.
+        file: Arc<str>,
         first_line: u64,
         parsed: cache::Parsed,
     },
@@ -236,9 +237,9 @@ pub fn load_tree_cached<'a>(
         ..Default::default()
     };
     let sources = &expanded.builder.sources;
-    let mut first_seen: BTreeMap<ServiceKey, String> = BTreeMap::new();
-    let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut scheduled_units = Vec::new();
+    // What each Service document gave, in file order: (file, line, result).
+    let mut declared = Vec::with_capacity(expanded.units.len());
     for unit in &expanded.units {
         // Checked once every Service is known: `taskDefinitionFrom` names one.
         if let Some(task) = scheduled::scheduled(unit) {
@@ -252,7 +253,7 @@ pub fn load_tree_cached<'a>(
             Unit::Text { file, doc } => {
                 let (parsed, warnings) = cache.parse(file, doc);
                 set.warnings.extend(warnings);
-                (file, doc.first_line, parsed)
+                (file.as_str(), doc.first_line, parsed)
             }
             Unit::Parsed {
                 file,
@@ -260,21 +261,30 @@ pub fn load_tree_cached<'a>(
                 parsed: (parsed, warnings),
             } => {
                 set.warnings.extend(warnings.iter().cloned());
-                (file, *first_line, parsed.clone())
+                (&**file, *first_line, parsed.clone())
             }
             Unit::Built { file, built } => (
-                file,
+                file.as_str(),
                 1,
                 parse_built(file, built, sources, &mut set.warnings).map(|s| s.map(Arc::new)),
             ),
         };
+        declared.push((path, first_line, parsed));
+    }
+    // Keys and files are borrowed from `declared`: at thousands of services,
+    // copying each into an ordered map costs more than the rest of a load
+    // that reuses its parses.
+    let mut first_seen: HashMap<&ServiceKey, &str> = HashMap::with_capacity(declared.len());
+    let mut duplicates: BTreeSet<ServiceKey> = BTreeSet::new();
+    set.services.reserve(declared.len());
+    for (path, first_line, parsed) in &declared {
         match parsed {
             Ok(None) => {}
-            Ok(Some(svc)) => match first_seen.entry(svc.key.clone()) {
+            Ok(Some(svc)) => match first_seen.entry(&svc.key) {
                 Entry::Occupied(other) => {
                     set.errors.push(ManifestError {
                         file: path.to_string(),
-                        line: first_line,
+                        line: *first_line,
                         column: 1,
                         message: format!(
                             "service {} is declared twice: here and in {}",
@@ -286,16 +296,16 @@ pub fn load_tree_cached<'a>(
                     duplicates.insert(svc.key.clone());
                 }
                 Entry::Vacant(first) => {
-                    first.insert(path.to_string());
-                    set.services.push(svc);
+                    first.insert(path);
+                    set.services.push(svc.clone());
                 }
             },
             Err(failure) => {
                 set.broken_files.insert(path.to_string());
-                if let Some(key) = failure.key {
-                    set.held.insert(key);
+                if let Some(key) = &failure.key {
+                    set.held.insert(key.clone());
                 }
-                set.errors.extend(failure.errors);
+                set.errors.extend(failure.errors.iter().cloned());
             }
         }
     }
