@@ -102,7 +102,12 @@ impl ManifestSet {
 
 /// Hash of the canonical JSON of a normalised task definition (16 hex digits).
 pub fn task_definition_hash(td: &TaskDefinition) -> String {
-    let canonical = crate::core::diff::to_comparable(td).to_string();
+    let mut canonical = crate::core::diff::to_comparable(td);
+    // Sorted, so that every build hashes the same text: where a dependency
+    // turns on serde_json's `preserve_order`, keys keep insertion order, and
+    // two builds of one source would tag the same definition differently.
+    canonical.sort_all_objects();
+    let canonical = canonical.to_string();
     let digest = Sha256::digest(canonical.as_bytes());
     hex::encode(&digest[..8])
 }

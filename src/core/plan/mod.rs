@@ -439,12 +439,15 @@ fn plan_desired(d: &DesiredService, observed: &Observed, ctx: &PlanContext) -> S
     }
     // A described definition that matches lets later passes skip describing it
     // (unless it carries what the model cannot express: that must be seen again).
+    // Only when the tag says otherwise: a definition described from the cache
+    // must not be tagged again on every pass.
     if let LiveTaskDefinition::Described {
         hash, unmanaged, ..
     } = &live.task_definition
         && hash == &d.task_definition_hash
         && unmanaged.is_empty()
         && let Some(v) = tags::task_definition_tag(&live.task_definition_arn, hash)
+        && live.tags.get(tags::TASK_DEFINITION) != Some(&v)
     {
         set.insert(tags::TASK_DEFINITION.into(), v);
     }

@@ -195,6 +195,37 @@ fn changed_image_diffs_by_container_name_and_registers_once() {
     }));
 }
 
+/// A definition described (from the cache, or because the tag was another
+/// build's hash) that matches is tagged once; once the tag says so, a pass
+/// that describes it again changes nothing. Before, every pass tagged it.
+#[test]
+fn a_matching_described_definition_is_tagged_once_not_every_pass() {
+    let d = desired();
+    let mut live = live_in_sync(&d);
+    live.task_definition_arn = "arn:aws:ecs:us-east-1:1:task-definition/web:4".into();
+    live.task_definition = LiveTaskDefinition::Described {
+        spec: Box::new(d.spec.task_definition.clone()),
+        hash: d.task_definition_hash.clone(),
+        unmanaged: Vec::new(),
+        own_tags: None,
+    };
+    live.tags.insert(
+        crate::core::tags::TASK_DEFINITION.into(),
+        "web:4@another-build".into(),
+    );
+    let plan = plan_service(&d, &observed(Some(live.clone())), &ctx(false));
+    let Some(Action::TagService { tags }) = plan.actions.last() else {
+        panic!("{:?}", plan.actions);
+    };
+    let tag = tags[crate::core::tags::TASK_DEFINITION].clone();
+    assert_eq!(tag, format!("web:4@{}", d.task_definition_hash));
+
+    live.tags
+        .insert(crate::core::tags::TASK_DEFINITION.into(), tag);
+    let plan = plan_service(&d, &observed(Some(live)), &ctx(false));
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+}
+
 fn carrying_unmanaged(image: &str, hash: &str) -> (DesiredService, LiveService) {
     let d = desired();
     let mut live = live_in_sync(&d);
