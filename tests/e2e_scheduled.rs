@@ -9,7 +9,7 @@ use aws_sdk_scheduler::types::{ScheduleState, Target};
 use common::{GitRepo, Moto, Network, ecsync_with, run, service_yaml};
 
 const GROUP: &str = "ecsync-ecsync";
-const ROLE: &str = "arn:aws:iam::123456789012:role/ecsync-scheduler";
+const ROLE: &str = common::SCHEDULER_ROLE;
 
 fn apply(moto: &Moto, repo: &GitRepo, cache: &tempfile::TempDir, extra: &[&str]) -> common::Run {
     common::ecsync_in(moto, repo, cache.path(), "apply", extra)
@@ -48,36 +48,11 @@ spec:
     )
 }
 
-/// A job with its own definition.
+/// A job with its own definition, run as two tasks.
 fn job(name: &str, net: &Network, schedule: &str) -> String {
     format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: ScheduledTask
-metadata:
-  name: {name}
-spec:
-  cluster: prod
-  schedule: {schedule}
-  roleArn: {ROLE}
-  launchType: FARGATE
-  taskDefinition:
-    family: {name}
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: job
-        image: busybox:1.36
-        command: [echo, {name}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}]
-      securityGroups: [{sg}]
-  taskCount: 2
-"#,
-        s0 = net.subnets[0],
-        sg = net.security_group,
+        "{}  taskCount: 2\n",
+        common::scheduled_job_yaml(name, "prod", net, schedule)
     )
 }
 

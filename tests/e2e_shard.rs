@@ -553,37 +553,6 @@ async fn a_fleet_another_shard_is_draining_is_held_not_released() {
     );
 }
 
-fn job(name: &str, cluster: &str, net: &Network) -> String {
-    format!(
-        r#"apiVersion: ecsync.io/v1alpha1
-kind: ScheduledTask
-metadata:
-  name: {name}
-spec:
-  cluster: {cluster}
-  schedule: rate(1 hour)
-  roleArn: arn:aws:iam::123456789012:role/ecsync-scheduler
-  launchType: FARGATE
-  taskDefinition:
-    family: {name}
-    cpu: "256"
-    memory: "512"
-    networkMode: awsvpc
-    requiresCompatibilities: [FARGATE]
-    containerDefinitions:
-      - name: job
-        image: busybox:1.36
-        command: [echo, {name}]
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{s0}]
-      securityGroups: [{sg}]
-"#,
-        s0 = net.subnets[0],
-        sg = net.security_group,
-    )
-}
-
 async fn schedule_names(moto: &Moto) -> Vec<String> {
     let Ok(out) = moto
         .scheduler()
@@ -616,8 +585,14 @@ async fn schedules_are_created_and_pruned_by_the_shard_of_their_cluster() {
             &service_yaml(name, cluster, &net, "app:1", "x", 1),
         );
     }
-    repo.write("services/prod-job.yaml", &job("prod-job", "prod", &net));
-    repo.write("services/dev-job.yaml", &job("dev-job", "dev", &net));
+    repo.write(
+        "services/prod-job.yaml",
+        &common::scheduled_job_yaml("prod-job", "prod", &net, "rate(1 hour)"),
+    );
+    repo.write(
+        "services/dev-job.yaml",
+        &common::scheduled_job_yaml("dev-job", "dev", &net, "rate(1 hour)"),
+    );
     repo.commit("a job per shard");
     let cache = tempfile::tempdir().unwrap();
     let apply = |index: &str| {

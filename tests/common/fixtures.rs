@@ -81,6 +81,42 @@ spec:
     )
 }
 
+/// The role the scheduled-task fixtures name (moto does not check it).
+pub const SCHEDULER_ROLE: &str = "arn:aws:iam::123456789012:role/ecsync-scheduler";
+
+/// A Fargate ScheduledTask manifest with its own task definition (container `job`, which
+/// echoes its name), in the default VPC.
+pub fn scheduled_job_yaml(name: &str, cluster: &str, net: &Network, schedule: &str) -> String {
+    format!(
+        r#"apiVersion: ecsync.io/v1alpha1
+kind: ScheduledTask
+metadata:
+  name: {name}
+spec:
+  cluster: {cluster}
+  schedule: {schedule}
+  roleArn: {SCHEDULER_ROLE}
+  launchType: FARGATE
+  taskDefinition:
+    family: {name}
+    cpu: "256"
+    memory: "512"
+    networkMode: awsvpc
+    requiresCompatibilities: [FARGATE]
+    containerDefinitions:
+      - name: job
+        image: busybox:1.36
+        command: [echo, {name}]
+  networkConfiguration:
+    awsvpcConfiguration:
+      subnets: [{s0}]
+      securityGroups: [{sg}]
+"#,
+        s0 = net.subnets[0],
+        sg = net.security_group,
+    )
+}
+
 /// `ecsync <command> --repo <repo> --path services --cache-dir <cache> <extra>`
 /// against `moto`.
 pub fn ecsync_in(

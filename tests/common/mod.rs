@@ -35,8 +35,8 @@ pub fn bench_param<T: std::str::FromStr>(name: &str, benching: bool, real: T, sm
 
 pub use faultproxy::{Exchange, Fault, FaultConfig, FaultProxy};
 pub use fixtures::{
-    MigrationStage, Run, ecsync_daemon, ecsync_in, ecsync_text, migration_stage, run, service_yaml,
-    web_migrating,
+    MigrationStage, Run, SCHEDULER_ROLE, ecsync_daemon, ecsync_in, ecsync_text, migration_stage,
+    run, scheduled_job_yaml, service_yaml, web_migrating,
 };
 pub use git::GitRepo;
 pub use http::{
