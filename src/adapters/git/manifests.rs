@@ -57,10 +57,15 @@ impl GitSource {
         let files = match previous {
             Some(l) if l.revision == revision => l.files,
             Some(l) => match self.changes(&l.revision, revision, path).await {
-                Some(changes) => match self.apply(revision, l.files, &changes, path).await? {
-                    Ok(files) => files,
-                    Err(previous) => self.read_all(revision, path, previous).await?,
-                },
+                Some(changes) => {
+                    let files = self.apply(revision, l.files, &changes, path).await?;
+                    // Only a listing can tell an emptied folder from a removed one.
+                    if files.is_empty() {
+                        self.read_all(revision, path, files).await?
+                    } else {
+                        files
+                    }
+                }
                 None => self.read_all(revision, path, l.files).await?,
             },
             None => self.read_all(revision, path, Vec::new()).await?,
@@ -120,16 +125,15 @@ impl GitSource {
             .collect()
     }
 
-    /// `files` (the manifests at `from`) brought to `revision` by `changes`,
-    /// or `Err(files)` when nothing is left under `path`: only a listing can
-    /// tell an emptied folder from a removed one.
+    /// `files` (the manifests at the last revision) brought to `revision` by
+    /// `changes`.
     async fn apply(
         &self,
         revision: &str,
         mut files: Vec<Read>,
         changes: &[Change],
         path: &str,
-    ) -> Result<Result<Vec<Read>, Vec<Read>>, SourceError> {
+    ) -> Result<Vec<Read>, SourceError> {
         let now: Vec<&[u8]> = changes
             .iter()
             .filter(|c| c.now.is_some())
@@ -147,19 +151,16 @@ impl GitSource {
                 files.remove(i);
             }
         }
+        // Every changed path was removed above, so each lands in a gap.
         for entry in added {
             let read = self.read(entry.clone(), &contents)?;
-            match files.binary_search_by(|r| r.entry.path.cmp(&entry.path)) {
-                Ok(i) => files[i] = read,
-                Err(i) => files.insert(i, read),
-            }
+            let at = files
+                .binary_search_by(|r| r.entry.path.cmp(&entry.path))
+                .unwrap_or_else(|gap| gap);
+            files.insert(at, read);
         }
         self.check_limits(&files.iter().map(|r| &r.entry).collect::<Vec<_>>())?;
-        Ok(if files.is_empty() {
-            Err(files)
-        } else {
-            Ok(files)
-        })
+        Ok(files)
     }
 
     /// The paths that differ between two commits, if git can say and they
